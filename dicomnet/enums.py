@@ -1,0 +1,161 @@
+"""LEADTOOLS enumerations, with their names and numeric values.
+
+Member names follow the LEADTOOLS .NET API so ported code reads the same. Python cannot
+name a member ``None``; those members are spelled ``None_`` (PEP 8's trailing underscore
+for keywords), so ``DicomNetSecurityMode.None`` ports as ``DicomNetSecurityMode.None_``.
+Values that are wire values (reject reasons, abort sources, statuses, priorities,
+command fields) are the PS3.7/PS3.8 numbers, so an enum member can be written straight to
+a PDU or command set.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, IntFlag
+
+
+class DicomNetSecurityMode(IntEnum):
+    None_ = 0xABCD0000
+    Iscl = 0xABCD0001
+    Tls = 0xABCD0002
+
+
+class DicomNetIpTypeFlags(IntFlag):
+    None_ = 0
+    Ipv4 = 1
+    Ipv6 = 2
+    Ipv4OrIpv6 = 3
+
+
+class DicomAssociateAcceptResultType(IntEnum):
+    """Presentation context result/reason (PS3.8 9.3.3.2)."""
+
+    Success = 0
+    UserReject = 1
+    ProviderReject = 2
+    AbstractSyntax = 3
+    TransferSyntax = 4
+
+
+class DicomAssociateRejectResultType(IntEnum):
+    Permanent = 1
+    Transient = 2
+
+
+class DicomAssociateRejectSourceType(IntEnum):
+    User = 1
+    Provider1 = 2  # service provider, ACSE related function
+    Provider2 = 3  # service provider, presentation related function
+
+
+class DicomAssociateRejectReasonType(IntEnum):
+    """Reject reasons. The wire value depends on the source, so values overlap (PS3.8 9.3.4)
+    and the later names are aliases of the earlier ones with the same number."""
+
+    Unknown = 1  # source User: no reason given
+    Application = 2  # source User: application context name not supported
+    Calling = 3  # source User: calling AE title not recognized
+    Called = 7  # source User: called AE title not recognized
+    Version = 2  # source Provider1: protocol version not supported
+    Congestion = 1  # source Provider2: temporary congestion
+    Limit = 2  # source Provider2: local limit exceeded
+
+
+class DicomAbortSourceType(IntEnum):
+    User = 0
+    Provider = 2
+
+
+class DicomAbortReasonType(IntEnum):
+    Unknown = 0
+    Unrecognized = 1
+    Unexpected = 2
+    UnrecognizedParameter = 4
+    UnexpectedParameter = 5
+    InvalidParameterValue = 6
+
+
+class DicomPduType(IntEnum):
+    Unknown = 0
+    AssociateRequest = 1
+    AssociateAccept = 2
+    AssociateReject = 3
+    DataTransfer = 4
+    ReleaseRequest = 5
+    ReleaseResponse = 6
+    Abort = 7
+
+
+class DicomCommandPriorityType(IntEnum):
+    Medium = 0
+    High = 1
+    Low = 2
+
+
+class DicomCommandType(IntEnum):
+    """Request command field values (PS3.7 E.1); a response is the value | 0x8000."""
+
+    Undefined = 0
+    CStore = 0x0001
+    CGet = 0x0010
+    CFind = 0x0020
+    CMove = 0x0021
+    CEcho = 0x0030
+    CCancel = 0x0FFF
+    NReport = 0x0100
+    NGet = 0x0110
+    NSet = 0x0120
+    NAction = 0x0130
+    NCreate = 0x0140
+    NDelete = 0x0150
+
+
+class DicomCommandStatusType(IntEnum):
+    """DIMSE status codes. Any 16-bit status is accepted where a status is expected."""
+
+    Success = 0x0000
+    Cancel = 0xFE00
+    AttributeListError = 0x0107
+    AttributeOutOfRange = 0x0116
+    ClassNotSupported = 0x0122
+    ClaseInstanceConflict = 0x0119  # LEADTOOLS' .NET spelling, kept for porting
+    DuplicateInstance = 0x0111
+    DuplicateInvocation = 0x0210
+    InvalidArgumentValue = 0x0115
+    InvalidAttributeValue = 0x0106
+    InvalidObjectInstance = 0x0117
+    MissingAttribute = 0x0120
+    MissingAttributeValue = 0x0121
+    MistypedArgument = 0x0212
+    NoSuchArgument = 0x0114
+    NoSuchAttribute = 0x0105
+    NoSuchEventType = 0x0113
+    NoSuchObjectInstance = 0x0112
+    NoSuchClass = 0x0118
+    ProcessingFailure = 0x0110
+    ResourceLimitation = 0x0213
+    UnrecognizedOperation = 0x0211
+    NoSuchActionType = 0x0123
+    NotAuthorized = 0x0124
+    DuplicateTransactionUid = 0x0131
+    RefusedOutOfResources = 0xA700
+    RefusedUnableToCalculateMatches = 0xA701
+    RefusedUnableToPerformSuboperations = 0xA702
+    RefusedMoveDestinationUnknown = 0xA801
+    Failure = 0xC001
+    Reserved2 = 0xC002
+    Reserved3 = 0xC003
+    Reserved4 = 0xC004
+    Warning = 0xB000
+    Pending = 0xFF00
+    PendingWarning = 0xFF01
+    ClassInstanceConflict = 0x0119  # the standard's spelling, an alias of the above
+
+
+class DicomRoleSupport(IntEnum):
+    Unsupported = 0
+    Supported = 1
+
+
+class DicomTlsCertificateType(IntEnum):
+    Pem = 1
+    Asn1 = 2

@@ -1,0 +1,103 @@
+"""Errors raised by dicomnet.
+
+LEADTOOLS reports every failure as ``DicomException`` carrying a ``DicomExceptionCode``;
+dicomnet keeps that shape so ported code can catch the same type and test ``.Code``.
+The subclasses below narrow the cause for Python code that wants to (``except PDUError``).
+The numeric codes follow the LEADTOOLS C header ``ltdicerrors.h``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class DicomExceptionCode(IntEnum):
+    Success = 0
+    SupportLocked = 1
+    NoMemory = 2
+    Parameter = 9
+    BadPDUType = 17
+    BadPDULength = 18
+    BadPDUID = 19
+    NetFailure = 29
+    NetAccess = 30
+    NetAddressInUse = 31
+    NetAddressNotAvailable = 32
+    NetAddressNotSupported = 33
+    NetConnectionAborted = 34
+    NetConnectionRefused = 35
+    NetConnectionReset = 36
+    NetDestinationRequired = 37
+    NetArgumentIncorrect = 38
+    NetBlockingOperationInProgress = 39
+    NetBlockingCanceled = 40
+    NetInvalidSocket = 41
+    NetSocketAlreadyConnected = 42
+    NetNoMoreFile = 43
+    NetMessageSize = 44
+    NetDown = 45
+    NetReset = 46
+    NetUnReach = 47
+    NetNoBuffers = 48
+    NetNotConnected = 49
+    NetNotSocket = 50
+    NetOperationNotSupported = 51
+    NetProtocolNotSupported = 52
+    NetProtocolType = 53
+    NetShutdown = 54
+    NetSocketNotSupported = 55
+    NetTimeout = 56
+    NetWouldBlock = 57
+    NetHostNotFound = 58
+    NetNoData = 59
+    NetNoRecovery = 60
+    NetNotInitialised = 61
+    NetSystemNotReady = 62
+    NetTryAgain = 63
+    NetVersionNotSupported = 64
+    NetSecurityBreach = 65
+    TLSInternalError = 66
+    SecurityLocked = 67
+    TLSLibraryNotLoaded = 68
+    BadSecurityMode = 69
+    Ipv4Ipv6Conflict = 307
+    NetHostUnreachable = 423
+
+
+class DicomException(Exception):
+    """The one error type of the LEADTOOLS surface; ``Code`` says what went wrong."""
+
+    def __init__(self, code: DicomExceptionCode, message: str = "") -> None:
+        self.Code = code
+        self.message = message or code.name
+        super().__init__(f"{self.message} ({code.name})")
+
+
+class PDUError(DicomException):
+    """A PDU or item that does not follow PS3.8 9.3 (bad type, lying length, truncation)."""
+
+    def __init__(self, message: str, code: DicomExceptionCode = DicomExceptionCode.BadPDULength):
+        super().__init__(code, message)
+
+
+class DIMSEError(DicomException):
+    """A DIMSE message that does not follow PS3.7 (bad command set, missing element)."""
+
+    def __init__(self, message: str, code: DicomExceptionCode = DicomExceptionCode.Parameter):
+        super().__init__(code, message)
+
+
+class AssociationRejected(DicomException):
+    """Raised by the blocking helpers when the peer sends A-ASSOCIATE-RJ."""
+
+    def __init__(self, result: int, source: int, reason: int, message: str) -> None:
+        self.result, self.source, self.reason = result, source, reason
+        super().__init__(DicomExceptionCode.NetConnectionAborted, message)
+
+
+class AssociationAborted(DicomException):
+    """Raised by the blocking helpers when the association ends by A-ABORT or a lost link."""
+
+    def __init__(self, message: str, source: int | None = None, reason: int | None = None) -> None:
+        self.source, self.reason = source, reason
+        super().__init__(DicomExceptionCode.NetConnectionAborted, message)
