@@ -1,5 +1,67 @@
-"""dicomnet: DICOM networking with the LEADTOOLS DicomNet event-callback API."""
+"""dicomnet: DICOM networking with the LEADTOOLS DicomNet event-callback API.
+
+Subclass ``DicomNet`` and override its ``On*`` callbacks (or subscribe to the blinker
+signals in ``dicomnet.signals``), build associations with ``DicomAssociate``, and call
+``Send*`` from any thread. See README.rst for examples.
+"""
 
 from __future__ import annotations
 
+from . import signals, uids
+from .associate import AcceptPolicy, DicomAssociate, build_accept
+from .enums import (
+    DicomAbortReasonType,
+    DicomAbortSourceType,
+    DicomAssociateAcceptResultType,
+    DicomAssociateRejectReasonType,
+    DicomAssociateRejectResultType,
+    DicomAssociateRejectSourceType,
+    DicomCommandPriorityType,
+    DicomCommandStatusType,
+    DicomCommandType,
+    DicomNetIpTypeFlags,
+    DicomNetSecurityMode,
+    DicomPduType,
+    DicomRoleSupport,
+)
+from .errors import (
+    AssociationAborted,
+    AssociationRejected,
+    DicomException,
+    DicomExceptionCode,
+    DIMSEError,
+    PDUError,
+)
+from .net import DicomNet
+from .timeouts import Timeouts
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "AcceptPolicy",
+    "AssociationAborted",
+    "AssociationRejected",
+    "DIMSEError",
+    "DicomAbortReasonType",
+    "DicomAbortSourceType",
+    "DicomAssociate",
+    "DicomAssociateAcceptResultType",
+    "DicomAssociateRejectReasonType",
+    "DicomAssociateRejectResultType",
+    "DicomAssociateRejectSourceType",
+    "DicomCommandPriorityType",
+    "DicomCommandStatusType",
+    "DicomCommandType",
+    "DicomException",
+    "DicomExceptionCode",
+    "DicomNet",
+    "DicomNetIpTypeFlags",
+    "DicomNetSecurityMode",
+    "DicomPduType",
+    "DicomRoleSupport",
+    "PDUError",
+    "Timeouts",
+    "build_accept",
+    "signals",
+    "uids",
+]

@@ -1,0 +1,228 @@
+"""Reassembling DIMSE messages from received PDVs (PS3.8 annex E, PS3.7 6.3).
+
+A message is its command set fragments, then (unless the command's Command Data Set Type
+is 0101H) its data set fragments, all on one presentation context and never interleaved
+with another message (PS3.8 E.1). ``MessageAssembler`` checks that order and decodes the
+command. Data set fragments are handed straight to a ``DataSink`` (memory by default, a
+spool file for large C-STOREs) and never accumulated here, so memory stays bounded
+whatever the data set size.
+
+Tolerated: odd-length fragments (logged at DEBUG), empty fragments, several PDVs of one
+message in one PDU; bits 2-7 of the message control header are ignored (PS3.8 E.2).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn, Protocol
+
+from ..errors import DIMSEError
+from ..pdu import CONTROL_COMMAND, CONTROL_LAST
+from .commands import NO_DATA_SET, decode_command_set
+
+logger = logging.getLogger("dicomnet.dimse")
+
+# A command set is about ten short elements; this bounds what a hostile peer can make
+# us buffer before the last command fragment (an Attribute Identifier List of 250 000
+# tags would still fit).
+MAX_COMMAND_SET_LENGTH = 1 << 20
+
+
+class DataSink(Protocol):
+    """Where the data set fragments of one received message go."""
+
+    def write(self, fragment: memoryview) -> None:
+        """Take the next fragment; the view is only valid during the call."""
+
+    def close(self) -> object:
+        """Called after the last fragment; returns the message's data (bytes, a path...)."""
+
+    def discard(self) -> None:
+        """The message was abandoned (abort, error): free or delete everything."""
+
+
+class BytesSink:
+    """The default sink: collects the data set in memory; ``close()`` returns bytes."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def write(self, fragment: memoryview) -> None:
+        self._buffer += fragment
+
+    def close(self) -> bytes:
+        data = bytes(self._buffer)
+        self._buffer = bytearray()
+        return data
+
+    def discard(self) -> None:
+        self._buffer = bytearray()
+
+
+SinkFactory = Callable[[int, dict[str, object]], DataSink]
+"""``(context_id, decoded command) -> sink`` for the data set that follows the command."""
+
+
+@dataclass
+class Message:
+    """One received DIMSE message."""
+
+    context_id: int
+    command: dict[str, object]
+    data: object | None  # what the sink's close() returned; None without a data set
+
+    @property
+    def command_field(self) -> int:
+        return self._int("CommandField") or 0
+
+    @property
+    def message_id(self) -> int | None:
+        return self._int("MessageID")
+
+    @property
+    def message_id_being_responded_to(self) -> int | None:
+        return self._int("MessageIDBeingRespondedTo")
+
+    @property
+    def status(self) -> int | None:
+        return self._int("Status")
+
+    @property
+    def priority(self) -> int | None:
+        return self._int("Priority")
+
+    @property
+    def affected_sop_class_uid(self) -> str | None:
+        return self._str("AffectedSOPClassUID")
+
+    @property
+    def affected_sop_instance_uid(self) -> str | None:
+        return self._str("AffectedSOPInstanceUID")
+
+    @property
+    def requested_sop_class_uid(self) -> str | None:
+        return self._str("RequestedSOPClassUID")
+
+    @property
+    def requested_sop_instance_uid(self) -> str | None:
+        return self._str("RequestedSOPInstanceUID")
+
+    @property
+    def has_data_set(self) -> bool:
+        return self.command.get("CommandDataSetType") != NO_DATA_SET
+
+    def _int(self, keyword: str) -> int | None:
+        value = self.command.get(keyword)
+        return value if isinstance(value, int) else None
+
+    def _str(self, keyword: str) -> str | None:
+        value = self.command.get(keyword)
+        return value if isinstance(value, str) else None
+
+
+def _default_sink(context_id: int, command: dict[str, object]) -> DataSink:
+    return BytesSink()
+
+
+class MessageAssembler:
+    """Turns the PDVs of one association's P-DATA-TF PDUs into ``Message`` objects.
+
+    Feed every PDV in arrival order; ``feed`` returns the message its last fragment
+    completes. Any protocol violation raises ``DIMSEError`` after discarding the message
+    in progress, so the assembler is clean again (the caller normally aborts anyway).
+    """
+
+    def __init__(self, sink_factory: SinkFactory | None = None) -> None:
+        self._sink_factory = sink_factory or _default_sink
+        self._context_id: int | None = None  # context of the message in progress
+        self._command_fragments = bytearray()
+        self._command: dict[str, object] | None = None  # set while the data set arrives
+        self._sink: DataSink | None = None
+        self._last_had_no_data_set = False  # to explain a stray data fragment
+
+    @property
+    def in_progress(self) -> bool:
+        """True between the first fragment of a message and its last."""
+        return self._context_id is not None
+
+    def feed(self, context_id: int, control: int, fragment: memoryview) -> Message | None:
+        """Take one PDV; return the message it completes, if any."""
+        if len(fragment) % 2:
+            logger.debug("odd-length PDV fragment (%d bytes) accepted", len(fragment))
+        if self._context_id is not None and context_id != self._context_id:
+            self._fail(
+                f"PDV on presentation context {context_id} while a message on context "
+                f"{self._context_id} is incomplete (interleaving is forbidden, PS3.8 E.1)"
+            )
+        is_last = bool(control & CONTROL_LAST)
+        if control & CONTROL_COMMAND:
+            return self._feed_command(context_id, fragment, is_last)
+        return self._feed_data(fragment, is_last)
+
+    def discard(self) -> None:
+        """Abandon the message in progress (association aborted or failed)."""
+        if self._sink is not None:
+            self._sink.discard()
+        self._reset()
+
+    def _feed_command(self, context_id: int, fragment: memoryview, is_last: bool) -> Message | None:
+        if self._command is not None:
+            self._fail("command fragment received while the data set of a message is expected")
+        if len(self._command_fragments) + len(fragment) > MAX_COMMAND_SET_LENGTH:
+            self._fail(f"command set longer than {MAX_COMMAND_SET_LENGTH} bytes")
+        self._context_id = context_id
+        self._last_had_no_data_set = False
+        self._command_fragments += fragment
+        if not is_last:
+            return None
+        command = self._decode_command()
+        if command["CommandDataSetType"] == NO_DATA_SET:
+            self._reset()
+            self._last_had_no_data_set = True
+            return Message(context_id, command, None)
+        self._command = command
+        self._sink = self._sink_factory(context_id, command)
+        return None
+
+    def _decode_command(self) -> dict[str, object]:
+        try:
+            command = decode_command_set(self._command_fragments)
+        except DIMSEError as exc:
+            self._fail(f"undecodable command set: {exc.message}")
+        self._command_fragments = bytearray()
+        for keyword in ("CommandField", "CommandDataSetType"):
+            if not isinstance(command.get(keyword), int):
+                self._fail(f"command set without {keyword}: the message cannot be framed")
+        return command
+
+    def _feed_data(self, fragment: memoryview, is_last: bool) -> Message | None:
+        if self._sink is None or self._command is None or self._context_id is None:
+            self._fail(self._stray_data_reason())
+        self._sink.write(fragment)
+        if not is_last:
+            return None
+        message = Message(self._context_id, self._command, self._sink.close())
+        self._reset()
+        return message
+
+    def _stray_data_reason(self) -> str:
+        if self._command_fragments or self._context_id is not None:
+            return "data set fragment before the last fragment of its command set"
+        if self._last_had_no_data_set:
+            return (
+                "data set fragment after a command whose Command Data Set Type is 0101H "
+                "(no data set)"
+            )
+        return "data set fragment without a command set before it"
+
+    def _fail(self, reason: str) -> NoReturn:
+        self.discard()
+        raise DIMSEError(reason)
+
+    def _reset(self) -> None:
+        self._context_id = None
+        self._command_fragments = bytearray()
+        self._command = None
+        self._sink = None

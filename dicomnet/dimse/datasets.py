@@ -1,0 +1,63 @@
+"""Data set bytes <-> pydicom ``Dataset`` in a negotiated transfer syntax (PS3.5 A.1-A.5).
+
+DIMSE data sets travel without the Part-10 preamble and meta header, encoded in the
+presentation context's transfer syntax: Implicit VR LE, Explicit VR LE, Explicit VR BE,
+or Deflated Explicit VR LE (raw deflate of the Explicit VR LE bytes, PS3.5 A.5). Every
+encapsulated (compressed) syntax is Explicit VR LE outside its pixel data, so its data
+sets parse and encode the same way and the pixel fragments pass through untouched.
+"""
+
+from __future__ import annotations
+
+import zlib
+from io import BytesIO
+
+from pydicom import Dataset
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
+from pydicom.filebase import DicomBytesIO
+
+from ..errors import DIMSEError
+from ..uids import DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE
+
+
+def encoding_of(transfer_syntax: str) -> tuple[bool, bool]:
+    """(implicit VR, little endian) of a transfer syntax."""
+    if transfer_syntax == IMPLICIT_VR_LE:
+        return True, True
+    if transfer_syntax == EXPLICIT_VR_BE:
+        return False, False
+    return False, True
+
+
+def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
+    """Encode ``dataset`` for sending on a context with ``transfer_syntax``."""
+    implicit, little = encoding_of(transfer_syntax)
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR = implicit
+    buffer.is_little_endian = little
+    try:
+        write_dataset(buffer, dataset)
+    except Exception as exc:  # pydicom raises many types for unencodable values
+        raise DIMSEError(f"cannot encode data set in {transfer_syntax}: {exc}") from exc
+    data = buffer.getvalue()
+    if transfer_syntax == DEFLATED_EXPLICIT_VR_LE:
+        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
+        data = compressor.compress(data) + compressor.flush()
+    return data
+
+
+def decode_dataset(data: bytes | memoryview, transfer_syntax: str) -> Dataset:
+    """Parse received data set bytes; a malformed data set is a ``DIMSEError``."""
+    raw = bytes(data)
+    if transfer_syntax == DEFLATED_EXPLICIT_VR_LE:
+        try:
+            raw = zlib.decompress(raw, -zlib.MAX_WBITS)
+        except zlib.error as exc:
+            raise DIMSEError(f"cannot inflate deflated data set: {exc}") from exc
+    implicit, little = encoding_of(transfer_syntax)
+    try:
+        dataset = read_dataset(BytesIO(raw), implicit, little)
+    except Exception as exc:  # pydicom raises many types for malformed input
+        raise DIMSEError(f"cannot parse data set in {transfer_syntax}: {exc}") from exc
+    return dataset

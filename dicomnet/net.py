@@ -1,0 +1,824 @@
+"""``DicomNet``: the LEADTOOLS event-callback API over the selector loop.
+
+One ``DicomNet`` is one TCP connection or one listener, as in LEADTOOLS. Applications
+subclass it and override ``On*`` callbacks, or subscribe to the blinker signal of the same
+name (``dicomnet.signals``); every default ``On*`` sends that signal. ``Send*`` methods
+may be called from any thread; callbacks run on the loop thread, in order per connection,
+and must not block (use ``run_in_background`` for slow work, then ``Send*`` the answer).
+
+Dispatch order for each received message, as LEADTOOLS documents it: ``OnReceive`` (raw
+PDU), ``OnReceiveData`` (command set and data set), then the typed ``OnReceiveXxx``.
+
+Outside the LEADTOOLS surface, the blocking helpers (``wait_connected``,
+``wait_associated``, ``wait_response``, ``wait_released``, ``wait_closed``) let a script
+wait for an outcome without an event loop of its own; they raise ``DicomException``
+(``AssociationRejected``, ``AssociationAborted``) on reject, abort and timeout, and refuse
+to run on the loop thread, where they would deadlock.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydicom import Dataset
+
+from . import events as ev
+from . import runtime, signals
+from .associate import DicomAssociate
+from .connection import Connection
+from .dimse.assembly import Message
+from .dimse.commands import (
+    NO_DATA_SET,
+    RESPONSE_BIT,
+    command_to_dataset,
+    dataset_to_command,
+    encode_command_set,
+)
+from .dimse.fragment import BytesSource
+from .dimse.status import StatusCategory, status_category
+from .enums import (
+    DicomAbortReasonType,
+    DicomAbortSourceType,
+    DicomAssociateRejectReasonType,
+    DicomAssociateRejectResultType,
+    DicomAssociateRejectSourceType,
+    DicomCommandStatusType,
+    DicomCommandType,
+    DicomNetIpTypeFlags,
+    DicomNetSecurityMode,
+    DicomPduType,
+)
+from .errors import (
+    AssociationAborted,
+    AssociationRejected,
+    DicomException,
+    DicomExceptionCode,
+)
+from .loop import ConnectAttempt, ListenerChannel, StreamChannel
+from .pdu import AssociateRJ
+from .security import PlainLayer, SecurityLayer
+from .timeouts import Timeouts
+
+log = logging.getLogger("dicomnet.net")
+
+_OK = DicomExceptionCode.Success
+
+
+def _emit(net: DicomNet, name: str, arguments: Mapping[str, Any]) -> None:
+    """Send the signal of callback ``name`` with the callback's own arguments."""
+    kwargs = {k: v for k, v in arguments.items() if k != "self"}
+    signals.signal_for(name).send(net, **kwargs)
+
+
+def _as_enum(enum_type: Any, value: int) -> Any:
+    try:
+        return enum_type(value)
+    except ValueError:
+        return value
+
+
+class DicomNet:
+    """A DICOM network connection (or listener) with LEADTOOLS' methods and callbacks."""
+
+    # -- process-wide ----------------------------------------------------------------
+
+    @staticmethod
+    def Startup(threaded: bool = True) -> None:
+        """Start the network engine once per process (reference counted).
+
+        ``threaded=False`` leaves the loop to the application: call ``DicomNet.pump``.
+        """
+        runtime.startup(threaded)
+
+    @staticmethod
+    def Shutdown() -> None:
+        """Pair of ``Startup``; the last call stops the loop."""
+        runtime.shutdown()
+
+    @staticmethod
+    def pump(timeout: float | None = 0.0) -> None:
+        """Manual mode: run one loop iteration, waiting at most ``timeout`` for I/O."""
+        runtime.pump(timeout)
+
+    # -- construction ----------------------------------------------------------------
+
+    def __init__(
+        self,
+        temporary_directory: str | None = None,
+        security_mode: DicomNetSecurityMode = DicomNetSecurityMode.None_,
+        reserved: bool = False,
+        *,
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        self.Initialize(temporary_directory, security_mode)
+        self.timeouts = timeouts or Timeouts()
+        self._engine: Connection | None = None
+        self._channel: StreamChannel | None = None
+        self._listener: ListenerChannel | None = None
+        self._connecting: ConnectAttempt | None = None
+        self._server: DicomNet | None = None
+        self._clients: list[DicomNet] = []
+        self._pending_sockets: deque[tuple[socket.socket, tuple[str, int]]] = deque()
+        self._request: DicomAssociate | None = None
+        self._association: DicomAssociate | None = None
+        self._host: tuple[str, int] = ("", 0)
+        self._peer: tuple[str, int] = ("", 0)
+        self._ip_type = DicomNetIpTypeFlags.Ipv4
+        self._dispatching = False
+        self._message_id = 0
+        # outcome record for the blocking helpers; guarded by _cond
+        self._cond = threading.Condition()
+        self._connect_result: DicomExceptionCode | None = None
+        self._connect_message = ""
+        self._reject: AssociateRJ | None = None
+        self._released = False
+        self._ended = False
+        self._end_description = ""
+        self._abort_info: tuple[int, int] | None = None
+        self._responses: dict[int, Message] = {}
+
+    def Initialize(
+        self,
+        temporary_directory: str | None,
+        mode: DicomNetSecurityMode,
+        settings: object | None = None,
+    ) -> None:
+        """Set the temp folder and security mode (LEADTOOLS ``Initialize``)."""
+        if mode is not DicomNetSecurityMode.None_:
+            raise DicomException(
+                DicomExceptionCode.BadSecurityMode,
+                f"security mode {mode.name} is not available in this version of dicomnet",
+            )
+        self._temp_path = temporary_directory
+        self._security_mode = mode
+        self._security_settings = settings
+
+    def _make_security_layer(self) -> SecurityLayer:
+        return PlainLayer()
+
+    # -- properties and state --------------------------------------------------------
+
+    @property
+    def temp_path(self) -> str | None:
+        return self._temp_path
+
+    @property
+    def SecurityMode(self) -> DicomNetSecurityMode:
+        return self._security_mode
+
+    @property
+    def IpType(self) -> DicomNetIpTypeFlags:
+        return self._ip_type
+
+    @property
+    def Association(self) -> DicomAssociate | None:
+        """The association: the request until the accept is sent/received, then the accept
+        (with each context's abstract syntax filled in from the request)."""
+        return self._association
+
+    @property
+    def HostAddress(self) -> str:
+        return self._host[0]
+
+    @property
+    def HostPort(self) -> int:
+        return self._host[1]
+
+    @property
+    def PeerAddress(self) -> str:
+        return self._peer[0]
+
+    @property
+    def PeerPort(self) -> int:
+        return self._peer[1]
+
+    @property
+    def Server(self) -> DicomNet | None:
+        """The listener this connection was accepted on, if any."""
+        return self._server
+
+    @property
+    def end_description(self) -> str:
+        """Why the connection ended, in words (empty while it is open)."""
+        return self._end_description
+
+    def IsConnected(self) -> bool:
+        return self._channel is not None and not self._channel.closed
+
+    def IsAssociated(self) -> bool:
+        return self._engine is not None and self._engine.is_associated and self.IsConnected()
+
+    def IsActivated(self) -> bool:
+        """True while listening or connected (or connecting)."""
+        return self._listener is not None or self._connecting is not None or self.IsConnected()
+
+    def GetClientCount(self) -> int:
+        return len(self._clients)
+
+    def GetClient(self, index: int) -> DicomNet:
+        return self._clients[index]
+
+    def next_message_id(self) -> int:
+        """A fresh message ID (1..65535, wrapping) for this connection's requests."""
+        self._message_id = self._message_id % 0xFFFF + 1
+        return self._message_id
+
+    # -- connection management -------------------------------------------------------
+
+    def Listen(
+        self,
+        host_address: str | None,
+        host_port: int,
+        max_number_of_peers: int = 32,
+        ip_type: DicomNetIpTypeFlags = DicomNetIpTypeFlags.Ipv4,
+    ) -> None:
+        """Listen for peers. ``host_address`` None, "" or "*" means every local address;
+        port 0 picks a free port (read it back from ``HostPort``)."""
+        self._check_idle("Listen")
+        family = socket.AF_INET6 if ip_type == DicomNetIpTypeFlags.Ipv6 else socket.AF_INET
+        any_address = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        address = any_address if host_address in (None, "", "*") else host_address
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, host_port))
+            sock.listen(max(1, max_number_of_peers))
+        except OSError as exc:
+            sock.close()
+            raise _socket_error(exc, f"cannot listen on {address}:{host_port}") from exc
+        self._ip_type = ip_type
+        self._host = sock.getsockname()[:2]
+        loop = runtime.get_loop()
+        self._listener = runtime.run_on_loop(
+            lambda: ListenerChannel(loop, sock, self._on_socket_accepted)
+        )
+        log.info("listening on %s:%d", *self._host)
+
+    def Connect(
+        self,
+        host_address: str | None,
+        host_port: int,
+        peer_address: str,
+        peer_port: int,
+        ip_type: DicomNetIpTypeFlags = DicomNetIpTypeFlags.Ipv4,
+    ) -> None:
+        """Open a connection to a peer; ``OnConnect`` reports the outcome."""
+        self._check_idle("Connect")
+        family = socket.AF_INET6 if ip_type == DicomNetIpTypeFlags.Ipv6 else socket.AF_INET
+        if ip_type == DicomNetIpTypeFlags.Ipv4OrIpv6:
+            family = socket.AF_UNSPEC
+        try:
+            infos = socket.getaddrinfo(peer_address, peer_port, family, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise DicomException(
+                DicomExceptionCode.NetHostNotFound, f"cannot resolve {peer_address}: {exc}"
+            ) from exc
+        sock_family, _, _, _, address = infos[0]
+        sock = socket.socket(sock_family, socket.SOCK_STREAM)
+        if host_address or host_port:
+            try:
+                sock.bind((host_address or "", host_port))
+            except OSError as exc:
+                sock.close()
+                raise _socket_error(exc, f"cannot bind {host_address}:{host_port}") from exc
+        self._ip_type = ip_type
+        self._peer = (peer_address, peer_port)
+        with self._cond:
+            self._connect_result = None
+        loop = runtime.get_loop()
+
+        def start() -> None:
+            self._connecting = ConnectAttempt(
+                loop, sock, address, self.timeouts.connect, self._on_connected
+            )
+
+        runtime.run_on_loop(start)
+
+    def Accept(self, net: DicomNet) -> None:
+        """Accept the pending connection into ``net`` (call from ``OnAccept``)."""
+        if not self._pending_sockets:
+            raise DicomException(DicomExceptionCode.NetNoData, "no connection waiting for Accept")
+        sock, address = self._pending_sockets.popleft()
+        net._server = self
+        self._clients.append(net)
+        runtime.run_on_loop(lambda: net._attach(sock, address, is_requestor=False))
+
+    def Close(self) -> None:
+        """Close the connection (or stop listening) without any PDU."""
+        runtime.run_on_loop(self._close_now)
+
+    def CloseForced(self, forced: bool = True) -> None:
+        """Close now; ``OnClose`` is raised as for any close."""
+        self.Close()
+
+    def _close_now(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        if self._connecting is not None:
+            self._connecting.cancel()
+        if self._engine is not None and self._channel is not None:
+            self._engine.close()
+            self._channel.kick()
+
+    def _check_idle(self, what: str) -> None:
+        if self.IsActivated():
+            raise DicomException(
+                DicomExceptionCode.NetSocketAlreadyConnected,
+                f"{what}: this DicomNet is already connected or listening",
+            )
+
+    # -- association and release -----------------------------------------------------
+
+    def SendAssociateRequest(self, associate: DicomAssociate) -> None:
+        self._request = associate
+        self._association = associate
+        pdu = associate.to_pdu()
+        self._with_engine(lambda engine, now: engine.send_associate_rq(pdu, now))
+
+    def SendAssociateAccept(self, associate: DicomAssociate) -> None:
+        pdu = associate.to_pdu()
+        request = self._request
+
+        def send(engine: Connection, now: float) -> None:
+            engine.send_associate_ac(pdu, now)
+            self._association = DicomAssociate.from_pdu(pdu, request)
+
+        self._with_engine(send)
+
+    def SendAssociateReject(
+        self,
+        result: DicomAssociateRejectResultType,
+        source: DicomAssociateRejectSourceType,
+        reason: DicomAssociateRejectReasonType,
+    ) -> None:
+        rj = AssociateRJ(int(result), int(source), int(reason))
+        self._with_engine(lambda engine, now: engine.send_associate_rj(rj, now))
+
+    def SendReleaseRequest(self) -> None:
+        self._with_engine(lambda engine, now: engine.send_release_rq(now))
+
+    def SendReleaseResponse(self) -> None:
+        self._with_engine(lambda engine, now: engine.send_release_rp(now))
+
+    def SendAbort(
+        self,
+        source: DicomAbortSourceType = DicomAbortSourceType.User,
+        reason: DicomAbortReasonType = DicomAbortReasonType.Unknown,
+    ) -> None:
+        self._with_engine(lambda engine, now: engine.send_abort(int(source), int(reason), now))
+
+    # -- DIMSE -----------------------------------------------------------------------
+
+    def SendData(
+        self, presentation_id: int, command_set: Dataset, data_set: Dataset | None
+    ) -> None:
+        """Send a caller-built command set (and optional data set bytes via pydicom)."""
+        command = dataset_to_command(command_set)
+        payload = None
+        if data_set is not None:
+            from .dimse.datasets import encode_dataset
+
+            payload = BytesSource(encode_dataset(data_set, self._transfer_syntax(presentation_id)))
+        self._send_message(presentation_id, command, payload)
+
+    def SendCEchoRequest(self, presentation_id: int, message_id: int, affected_class: str) -> None:
+        self._send_message(
+            presentation_id,
+            {
+                "CommandField": DicomCommandType.CEcho,
+                "MessageID": message_id,
+                "AffectedSOPClassUID": affected_class,
+                "CommandDataSetType": NO_DATA_SET,
+            },
+        )
+
+    def SendCEchoResponse(
+        self,
+        presentation_id: int,
+        message_id: int,
+        affected_class: str,
+        status: DicomCommandStatusType | int,
+    ) -> None:
+        self._send_message(
+            presentation_id,
+            {
+                "CommandField": DicomCommandType.CEcho | RESPONSE_BIT,
+                "MessageIDBeingRespondedTo": message_id,
+                "AffectedSOPClassUID": affected_class,
+                "CommandDataSetType": NO_DATA_SET,
+                "Status": int(status),
+            },
+        )
+
+    def _send_message(
+        self,
+        presentation_id: int,
+        command: dict[str, object],
+        data: BytesSource | None = None,
+    ) -> None:
+        encode_command_set(command)  # fail in the caller's thread on a bad value
+        self._with_engine(
+            lambda engine, now: engine.send_message(presentation_id, command, data, now)
+        )
+
+    def _transfer_syntax(self, presentation_id: int) -> str:
+        engine = self._require_engine()
+        context = engine.contexts.get(presentation_id)
+        if context is None:
+            raise DicomException(
+                DicomExceptionCode.Parameter,
+                f"presentation context {presentation_id} was not accepted on this association",
+            )
+        return context.transfer_syntax
+
+    # -- callbacks (defaults send the signal of the same name) -----------------------
+
+    def OnAccept(self, error: DicomExceptionCode) -> None:
+        _emit(self, "OnAccept", locals())
+
+    def OnConnect(self, error: DicomExceptionCode) -> None:
+        _emit(self, "OnConnect", locals())
+
+    def OnClose(self, error: DicomExceptionCode, net: DicomNet) -> None:
+        _emit(self, "OnClose", locals())
+
+    def OnReceive(
+        self, error: DicomExceptionCode, pdu_type: DicomPduType, buffer: bytes, bytes: int
+    ) -> None:
+        _emit(self, "OnReceive", locals())
+
+    def OnSend(self, error: DicomExceptionCode, pdu_type: DicomPduType, length: int) -> None:
+        _emit(self, "OnSend", locals())
+
+    def OnSecureLinkReady(self, error: DicomExceptionCode) -> None:
+        _emit(self, "OnSecureLinkReady", locals())
+
+    def OnReceiveAssociateRequest(self, association: DicomAssociate) -> None:
+        _emit(self, "OnReceiveAssociateRequest", locals())
+
+    def OnReceiveAssociateAccept(self, association: DicomAssociate) -> None:
+        _emit(self, "OnReceiveAssociateAccept", locals())
+
+    def OnReceiveAssociateReject(
+        self,
+        result: DicomAssociateRejectResultType,
+        source: DicomAssociateRejectSourceType,
+        reason: DicomAssociateRejectReasonType,
+    ) -> None:
+        _emit(self, "OnReceiveAssociateReject", locals())
+
+    def OnReceiveReleaseRequest(self) -> None:
+        _emit(self, "OnReceiveReleaseRequest", locals())
+
+    def OnReceiveReleaseResponse(self) -> None:
+        _emit(self, "OnReceiveReleaseResponse", locals())
+
+    def OnReceiveAbort(self, source: DicomAbortSourceType, reason: DicomAbortReasonType) -> None:
+        _emit(self, "OnReceiveAbort", locals())
+
+    def OnReceiveData(
+        self, presentation_id: int, command_set: Dataset, data_set: Dataset | None
+    ) -> None:
+        _emit(self, "OnReceiveData", locals())
+
+    def OnReceiveUnknown(
+        self, presentation_id: int, command_set: Dataset, data_set: Dataset | None
+    ) -> None:
+        _emit(self, "OnReceiveUnknown", locals())
+
+    def OnReceiveCEchoRequest(
+        self, presentation_id: int, message_id: int, affected_class: str
+    ) -> None:
+        _emit(self, "OnReceiveCEchoRequest", locals())
+
+    def OnReceiveCEchoResponse(
+        self,
+        presentation_id: int,
+        message_id: int,
+        affected_class: str,
+        status: DicomCommandStatusType,
+    ) -> None:
+        _emit(self, "OnReceiveCEchoResponse", locals())
+
+    # -- blocking helpers (not part of LEADTOOLS) ------------------------------------
+
+    def wait_connected(self, timeout: float | None = None) -> None:
+        """Block until ``Connect`` finished; raise ``DicomException`` if it failed."""
+        self._wait(lambda: self._connect_result is not None, timeout, "the connection")
+        if self._connect_result is not _OK:
+            raise DicomException(self._connect_result or DicomExceptionCode.NetFailure,
+                                 self._connect_message)
+
+    def wait_associated(self, timeout: float | None = None) -> DicomAssociate:
+        """Block until the association is accepted; raise on reject, abort or timeout."""
+        self._wait(
+            lambda: self._reject is not None or self._ended or self.IsAssociated(),
+            timeout,
+            "the association",
+        )
+        if self._reject is not None:
+            rj = self._reject
+            raise AssociationRejected(
+                rj.result, rj.source, rj.reason, _describe_reject(rj)
+            )
+        if not self.IsAssociated() or self._association is None:
+            raise self._aborted_error("association")
+        return self._association
+
+    def wait_response(self, message_id: int, timeout: float | None = None) -> Message:
+        """Block until the final response to request ``message_id`` arrives.
+
+        Pending responses are delivered to the callbacks as they come; this returns the
+        last one (status not Pending).
+        """
+        limit = self.timeouts.dimse if timeout is None else timeout
+        self._wait(
+            lambda: message_id in self._responses or self._ended,
+            limit,
+            f"the response to message {message_id}",
+        )
+        with self._cond:
+            response = self._responses.pop(message_id, None)
+        if response is None:
+            raise self._aborted_error(f"response to message {message_id}")
+        return response
+
+    def wait_released(self, timeout: float | None = None) -> None:
+        """Block until the peer confirmed our release request."""
+        self._wait(lambda: self._released or self._ended, timeout, "the release response")
+        if not self._released:
+            raise self._aborted_error("release")
+
+    def wait_closed(self, timeout: float | None = None) -> None:
+        """Block until the connection is closed."""
+        self._wait(lambda: self._ended or not self.IsActivated(), timeout, "the close")
+
+    def _aborted_error(self, what: str) -> AssociationAborted:
+        source, reason = self._abort_info or (None, None)
+        description = self._end_description or "connection closed"
+        return AssociationAborted(f"{what} failed: {description}", source, reason)
+
+    def _wait(self, done: Callable[[], bool], timeout: float | None, what: str) -> None:
+        if runtime.is_threaded() and runtime.on_loop_thread():
+            raise DicomException(
+                DicomExceptionCode.Parameter,
+                f"waiting for {what} on the loop thread (inside a callback) would deadlock; "
+                "react in the callback instead, or wait from another thread",
+            )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if runtime.is_threaded():
+            with self._cond:
+                while not done():
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise DicomException(
+                            DicomExceptionCode.NetTimeout, f"timed out waiting for {what}"
+                        )
+                    self._cond.wait(remaining)
+            return
+        while not done():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise DicomException(DicomExceptionCode.NetTimeout, f"timed out waiting for {what}")
+            runtime.pump(remaining)
+
+    # -- engine plumbing (loop thread) -----------------------------------------------
+
+    def _require_engine(self) -> Connection:
+        if self._engine is None or self._engine.is_closed:
+            raise DicomException(DicomExceptionCode.NetNotConnected, "not connected")
+        return self._engine
+
+    def _with_engine(self, action: Callable[[Connection, float], None]) -> None:
+        """Run a user primitive on the loop thread, then let the channel act on it."""
+
+        def run() -> None:
+            engine = self._require_engine()
+            action(engine, runtime.get_loop().time())
+            if self._channel is not None:
+                self._channel.kick()
+            self._drain()
+
+        runtime.run_on_loop(run)
+
+    def _wants(self, name: str) -> bool:
+        """True when callback ``name`` is overridden or its signal has subscribers."""
+        overridden = getattr(type(self), name) is not getattr(DicomNet, name)
+        return overridden or bool(signals.signal_for(name).receivers)
+
+    def _attach(self, sock: socket.socket, address: tuple[str, int], is_requestor: bool) -> None:
+        loop = runtime.get_loop()
+        self._peer = (address[0], address[1]) if not is_requestor else self._peer
+        self._host = sock.getsockname()[:2]
+        self._engine = Connection(
+            is_requestor=is_requestor,
+            timeouts=self.timeouts,
+            report_pdus=self._wants("OnReceive"),
+            name=f"{'requestor' if is_requestor else 'acceptor'} {self._peer[0]}:{self._peer[1]}",
+        )
+        layer = self._make_security_layer()
+        self._channel = StreamChannel(
+            loop,
+            sock,
+            layer,
+            self._engine,
+            self._drain,
+            on_sent=self._on_sent if self._wants("OnSend") else None,
+            on_secure=self._on_secure if self._security_mode is not DicomNetSecurityMode.None_
+            else None,
+        )
+        self._channel.start(server_side=not is_requestor)
+
+    def _on_socket_accepted(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        self._pending_sockets.append((sock, address))
+        try:
+            self.OnAccept(_OK)
+        except Exception:
+            log.exception("OnAccept raised")
+        while self._pending_sockets and self._pending_sockets[0][0] is sock:
+            self._pending_sockets.popleft()
+            log.warning("OnAccept did not call Accept: refusing %s:%d", *address)
+            sock.close()
+
+    def _on_connected(self, sock: socket.socket | None, error: OSError | None) -> None:
+        self._connecting = None
+        if error is not None or sock is None:
+            code = _error_code(error)
+            self._record(connect=(code, f"cannot connect to {self._peer[0]}:{self._peer[1]}: "
+                                        f"{error.strerror if error else 'unknown error'}"))
+            self.OnConnect(code)
+            return
+        self._attach(sock, self._peer, is_requestor=True)
+        self._record(connect=(_OK, ""))
+        self.OnConnect(_OK)
+
+    def _on_secure(self, error: Exception | None) -> None:
+        self.OnSecureLinkReady(_OK if error is None else DicomExceptionCode.NetSecurityBreach)
+
+    def _on_sent(self, finished: list[tuple[int, int]]) -> None:
+        for pdu_type, length in finished:
+            self.OnSend(_OK, _as_enum(DicomPduType, pdu_type), length)
+
+    def _record(self, **changes: Any) -> None:
+        """Update the outcome record under the lock and wake blocked waiters."""
+        with self._cond:
+            if "connect" in changes:
+                self._connect_result, self._connect_message = changes["connect"]
+            if "reject" in changes:
+                self._reject = changes["reject"]
+            if "released" in changes:
+                self._released = True
+            if "abort" in changes:
+                self._abort_info = changes["abort"]
+            if "response" in changes:
+                message: Message = changes["response"]
+                self._responses[message.command["MessageIDBeingRespondedTo"]] = message  # type: ignore[index]
+            if "ended" in changes:
+                self._ended = True
+                self._end_description = changes["ended"]
+            self._cond.notify_all()
+
+    def _drain(self) -> None:
+        """Turn the engine's events into callbacks. Re-entrant calls return at once: the
+        outer call keeps draining, so callbacks stay in order."""
+        engine = self._engine
+        if engine is None or self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            while True:
+                batch = engine.next_events()
+                if not batch:
+                    break
+                for event in batch:
+                    try:
+                        self._dispatch(event)
+                    except Exception:
+                        log.exception("callback raised while handling %s", type(event).__name__)
+        finally:
+            self._dispatching = False
+
+    def _dispatch(self, event: ev.Event) -> None:  # noqa: C901
+        if isinstance(event, ev.MessageReceived):
+            self._dispatch_message(event.message)
+        elif isinstance(event, ev.PduReceived):
+            self.OnReceive(_OK, _as_enum(DicomPduType, event.pdu_type), event.raw, len(event.raw))
+        elif isinstance(event, ev.AssociateRequestReceived):
+            self._request = DicomAssociate.from_pdu(event.pdu)
+            self._association = self._request
+            self.OnReceiveAssociateRequest(self._request)
+        elif isinstance(event, ev.AssociateAcceptReceived):
+            self._association = DicomAssociate.from_pdu(event.pdu, self._request)
+            self._record()
+            self.OnReceiveAssociateAccept(self._association)
+        elif isinstance(event, ev.AssociateRejectReceived):
+            rj = event.pdu
+            self._record(reject=rj)
+            self.OnReceiveAssociateReject(
+                _as_enum(DicomAssociateRejectResultType, rj.result),
+                _as_enum(DicomAssociateRejectSourceType, rj.source),
+                _as_enum(DicomAssociateRejectReasonType, rj.reason),
+            )
+        elif isinstance(event, ev.ReleaseRequested):
+            self.OnReceiveReleaseRequest()
+        elif isinstance(event, ev.ReleaseConfirmed):
+            self._record(released=True)
+            self.OnReceiveReleaseResponse()
+        elif isinstance(event, ev.AbortReceived):
+            self._record(abort=(event.source, event.reason))
+            self.OnReceiveAbort(
+                _as_enum(DicomAbortSourceType, event.source),
+                _as_enum(DicomAbortReasonType, event.reason),
+            )
+        elif isinstance(event, ev.ProviderAborted):
+            log.warning("association aborted: %s", event.description)
+            self._record(abort=(DicomAbortSourceType.Provider, event.reason))
+            self.OnReceiveAbort(
+                DicomAbortSourceType.Provider, _as_enum(DicomAbortReasonType, event.reason)
+            )
+        elif isinstance(event, ev.TransportClosed):
+            self._on_transport_closed(event.description, event.timed_out)
+
+    def _on_transport_closed(self, description: str, timed_out: bool) -> None:
+        if timed_out:
+            error = DicomExceptionCode.NetTimeout
+        elif self._abort_info and not self._released:
+            error = DicomExceptionCode.NetConnectionAborted
+        else:
+            error = _OK
+        log.info("connection %s:%d closed: %s", self._peer[0], self._peer[1], description)
+        self._record(ended=description)
+        self.OnClose(error, self)
+        server = self._server
+        if server is not None:
+            if self in server._clients:
+                server._clients.remove(self)
+            server.OnClose(error, self)
+
+    def _dispatch_message(self, message: Message) -> None:
+        command = message.command
+        field = int(command.get("CommandField", 0))  # type: ignore[call-overload]
+        presentation_id = message.context_id
+        if self._wants("OnReceiveData"):
+            self.OnReceiveData(presentation_id, command_to_dataset(command), None)
+        if field & RESPONSE_BIT and status_category(
+            int(command.get("Status", 0))  # type: ignore[call-overload]
+        ) is not StatusCategory.PENDING:
+            self._record(response=message)
+        if field == DicomCommandType.CEcho:
+            self.OnReceiveCEchoRequest(
+                presentation_id, command["MessageID"], command["AffectedSOPClassUID"]  # type: ignore[arg-type]
+            )
+        elif field == DicomCommandType.CEcho | RESPONSE_BIT:
+            self.OnReceiveCEchoResponse(
+                presentation_id,
+                command["MessageIDBeingRespondedTo"],  # type: ignore[arg-type]
+                str(command.get("AffectedSOPClassUID", "")),
+                _as_enum(DicomCommandStatusType, command["Status"]),  # type: ignore[arg-type]
+            )
+        else:
+            self.OnReceiveUnknown(presentation_id, command_to_dataset(command), None)
+
+
+def _describe_reject(rj: AssociateRJ) -> str:
+    result = "permanent" if rj.result == 1 else "transient"
+    reasons = {
+        (1, 1): "no reason given",
+        (1, 2): "application context name not supported",
+        (1, 3): "calling AE title not recognized",
+        (1, 7): "called AE title not recognized",
+        (2, 1): "no reason given (ACSE)",
+        (2, 2): "protocol version not supported",
+        (3, 1): "temporary congestion",
+        (3, 2): "local limit exceeded",
+    }
+    text = reasons.get((rj.source, rj.reason), f"source {rj.source}, reason {rj.reason}")
+    return f"association rejected ({result}): {text}"
+
+
+def _error_code(error: OSError | None) -> DicomExceptionCode:
+    import errno
+
+    if isinstance(error, TimeoutError):
+        return DicomExceptionCode.NetTimeout
+    codes = {
+        errno.ECONNREFUSED: DicomExceptionCode.NetConnectionRefused,
+        errno.ETIMEDOUT: DicomExceptionCode.NetTimeout,
+        errno.EHOSTUNREACH: DicomExceptionCode.NetHostUnreachable,
+        errno.ENETUNREACH: DicomExceptionCode.NetUnReach,
+        errno.ECONNRESET: DicomExceptionCode.NetConnectionReset,
+        errno.EADDRINUSE: DicomExceptionCode.NetAddressInUse,
+        errno.EADDRNOTAVAIL: DicomExceptionCode.NetAddressNotAvailable,
+    }
+    return codes.get(error.errno if error else None, DicomExceptionCode.NetFailure)  # type: ignore[arg-type]
+
+
+def _socket_error(exc: OSError, what: str) -> DicomException:
+    return DicomException(_error_code(exc), f"{what}: {exc.strerror or exc}")

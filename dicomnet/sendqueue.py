@@ -1,0 +1,135 @@
+"""Outgoing byte queue of one connection, PDU-aware and lazy.
+
+Holds whole PDUs (lists of buffers for scatter-gather writes) and PDU streams (iterators
+that produce PDUs on demand, so a multi-GB data set is read from disk only as fast as the
+socket drains). It knows where each PDU ends, so the writer can report completed PDUs
+(LEADTOOLS ``OnSend``) and an abort can cut in at a PDU boundary without leaving half a
+message interleaved with anything else (PS3.8 annex E). No sockets here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass
+class _PendingPDU:
+    pdu_type: int
+    buffers: list[memoryview]
+    length: int  # total bytes of the PDU, header included
+    remaining: int
+
+
+@dataclass
+class _Stream:
+    pdu_type: int
+    pdus: Iterator[list[Buffer]]
+
+
+class SendQueue:
+    """FIFO of PDUs; ``peek`` gives buffers to write, ``consume`` records what was written."""
+
+    def __init__(self) -> None:
+        self._items: deque[_PendingPDU | _Stream] = deque()
+        self._ready: deque[_PendingPDU] = deque()  # PDUs materialised from the head
+        self._queued_bytes = 0
+
+    def push(self, pdu_type: int, buffers: list[Buffer]) -> None:
+        """Queue one whole PDU made of ``buffers``."""
+        self._items.append(_make_pdu(pdu_type, buffers))
+
+    def push_stream(self, pdu_type: int, pdus: Iterator[list[Buffer]]) -> None:
+        """Queue PDUs that are produced only when the writer gets to them."""
+        self._items.append(_Stream(pdu_type, pdus))
+
+    def __bool__(self) -> bool:
+        return bool(self._ready) or self._fill(1) > 0
+
+    def peek(self, max_bytes: int) -> list[memoryview]:
+        """Buffers at the head of the queue, up to about ``max_bytes`` in total."""
+        self._fill(max_bytes)
+        out: list[memoryview] = []
+        total = 0
+        for pdu in self._ready:
+            for buf in pdu.buffers:
+                out.append(buf)
+                total += len(buf)
+            if total >= max_bytes:
+                break
+        return out
+
+    def consume(self, written: int) -> list[tuple[int, int]]:
+        """Drop ``written`` bytes from the head; return (type, length) of finished PDUs."""
+        finished: list[tuple[int, int]] = []
+        while written and self._ready:
+            pdu = self._ready[0]
+            while written and pdu.buffers:
+                head = pdu.buffers[0]
+                if written >= len(head):
+                    written -= len(head)
+                    pdu.remaining -= len(head)
+                    pdu.buffers.pop(0)
+                else:
+                    pdu.buffers[0] = head[written:]
+                    pdu.remaining -= written
+                    written = 0
+            if not pdu.buffers:
+                self._ready.popleft()
+                self._queued_bytes -= pdu.length
+                finished.append((pdu.pdu_type, pdu.length))
+        return finished
+
+    def cancel_pending(self) -> None:
+        """Drop everything not yet started; a PDU already partly written stays whole."""
+        for item in self._items:
+            if isinstance(item, _Stream):
+                _close_iterator(item.pdus)
+        self._items.clear()
+        while len(self._ready) > 1 or (self._ready and not _started(self._ready[-1])):
+            dropped = self._ready.pop()
+            self._queued_bytes -= dropped.length
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of materialised PDUs not yet written (streams count only once produced)."""
+        return self._queued_bytes
+
+    def _fill(self, want: int) -> int:
+        """Materialise PDUs from the head of ``_items`` until ``want`` bytes are ready."""
+        while self._queued_bytes < want and self._items:
+            head = self._items[0]
+            if isinstance(head, _PendingPDU):
+                self._items.popleft()
+                self._append_ready(head)
+                continue
+            try:
+                buffers = next(head.pdus)
+            except StopIteration:
+                self._items.popleft()
+                continue
+            self._append_ready(_make_pdu(head.pdu_type, buffers))
+        return self._queued_bytes
+
+    def _append_ready(self, pdu: _PendingPDU) -> None:
+        self._ready.append(pdu)
+        self._queued_bytes += pdu.length
+
+
+def _make_pdu(pdu_type: int, buffers: list[Buffer]) -> _PendingPDU:
+    views = [memoryview(b).cast("B") for b in buffers if len(b)]
+    length = sum(len(v) for v in views)
+    return _PendingPDU(pdu_type, views, length, length)
+
+
+def _started(pdu: _PendingPDU) -> bool:
+    return pdu.remaining != pdu.length
+
+
+def _close_iterator(iterator: Iterator[list[Buffer]]) -> None:
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()

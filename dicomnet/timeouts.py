@@ -1,0 +1,31 @@
+"""One object for every network timeout (PS3.8 9.1.5 ARTIM and the implementation's own).
+
+Peers and users suffer from several loosely named timeouts; dicomnet has one frozen value
+object, given per DicomNet (or per association), never a module global. ``None`` means
+"wait for ever". All values are seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Network time limits.
+
+    connect: TCP connection set-up (requestor side).
+    artim: the PS3.8 ARTIM timer -- how long an acceptor waits for the A-ASSOCIATE-RQ after
+        a connection opens, and how long either side waits for the peer to close the
+        connection after a reject, release or abort.
+    acse: how long a requestor waits for A-ASSOCIATE-AC/RJ and for A-RELEASE-RP; when it
+        passes, the association is aborted (PS3.8 defines no timer there).
+    idle: how long an established association may receive nothing before it is aborted.
+    dimse: how long the blocking helpers wait for a DIMSE response.
+    """
+
+    connect: float | None = 30.0
+    artim: float = 30.0
+    acse: float | None = 30.0
+    idle: float | None = None
+    dimse: float | None = None
