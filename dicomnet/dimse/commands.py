@@ -206,10 +206,12 @@ def decode_command_set(data: bytes | bytearray | memoryview) -> dict[str, object
                 "command group 0000"
             )
         start = offset + _ELEMENT_HEADER.size
-        if length % 2 or length > end - start:
+        if length % 2:
+            raise DIMSEError(f"element (0000,{element:04X}) has odd value length {length}")
+        if length > end - start:
             raise DIMSEError(
                 f"element (0000,{element:04X}) at offset {offset} has value length {length}, "
-                f"{'odd' if length % 2 else 'past the end'} of the {end}-byte command set"
+                f"past the end of the {end}-byte command set"
             )
         offset = start + length
         value = view[start:offset]
