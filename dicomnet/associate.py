@@ -67,6 +67,7 @@ _MAX_ITEM_LENGTH = 0xFFFF  # sub-item lengths are 16-bit (PS3.8 9.3.2.3)
 _MAX_EXTENDED_DATA_LENGTH = _MAX_ITEM_LENGTH - 2 - _MAX_UID_LENGTH
 _USER_IDENTITY_TYPES = range(1, 6)  # PS3.7 D.3.3.7.1: 1..5 defined, others reserved
 _USERNAME_AND_PASSCODE = 2
+_USER_IDENTITY_OVERHEAD = 6  # type, positive-response flag, two 2-byte field lengths
 # Sub-item types with a typed representation here; the raw API holds the others.
 _TYPED_SUB_ITEMS = range(0x51, 0x5A)
 
@@ -134,8 +135,10 @@ def _checked_user_identity(identity: UserIdentityRQ) -> UserIdentityRQ:
         )
     if not identity.primary_field:
         raise _parameter_error("the user identity primary field must not be empty")
-    _check_bytes(identity.primary_field, "user identity primary field", _MAX_ITEM_LENGTH)
-    _check_bytes(identity.secondary_field, "user identity secondary field", _MAX_ITEM_LENGTH)
+    room = _MAX_ITEM_LENGTH - _USER_IDENTITY_OVERHEAD
+    primary = _check_bytes(identity.primary_field, "user identity primary field", room)
+    room -= len(primary)
+    _check_bytes(identity.secondary_field, "user identity secondary field", room)
     if identity.secondary_field and identity.identity_type != _USERNAME_AND_PASSCODE:
         raise _parameter_error(
             "only user identity type 2 (username and passcode) has a secondary field "
@@ -462,22 +465,32 @@ class DicomAssociate:
 
     def to_pdu(self) -> AssociateRQ | AssociateAC:
         """The PDU to send; checks everything the builder could not check value by value."""
+        return self.to_request_pdu() if self._request else self.to_accept_pdu()
+
+    def to_request_pdu(self) -> AssociateRQ:
+        """``to_pdu`` for code that needs a request (a DicomAssociate(False) is refused)."""
+        if not self._request:
+            raise _parameter_error("this DicomAssociate holds an A-ASSOCIATE-AC, not a request")
         self._check_association_fields()
-        user_information = self._user_information()
+        return AssociateRQ(
+            called_ae=self.Called,
+            calling_ae=self.Calling,
+            presentation_contexts=self._rq_contexts(),
+            user_information=self._user_information(),
+            application_context=self.ApplicationContextName,
+            protocol_version=self.Version,
+        )
+
+    def to_accept_pdu(self) -> AssociateAC:
+        """``to_pdu`` for code that needs an accept (a DicomAssociate(True) is refused)."""
         if self._request:
-            return AssociateRQ(
-                called_ae=self.Called,
-                calling_ae=self.Calling,
-                presentation_contexts=self._rq_contexts(),
-                user_information=user_information,
-                application_context=self.ApplicationContextName,
-                protocol_version=self.Version,
-            )
+            raise _parameter_error("this DicomAssociate holds an A-ASSOCIATE-RQ, not an accept")
+        self._check_association_fields()
         return AssociateAC(
             called_ae=self.Called,
             calling_ae=self.Calling,
             presentation_contexts=self._ac_contexts(),
-            user_information=user_information,
+            user_information=self._user_information(),
             application_context=self.ApplicationContextName,
             protocol_version=self.Version,
         )
@@ -528,7 +541,6 @@ class DicomAssociate:
         return [c for c in self._contexts if c.abstract_syntax == abstract_syntax]
 
     def _find_abstract_from(self, start: int, abstract_syntax: str) -> int:
-        start = 0
         for context in self._contexts[start:]:
             if context.abstract_syntax == abstract_syntax:
                 return context.context_id

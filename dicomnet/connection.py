@@ -448,7 +448,8 @@ class Connection:
 
     def _record_contexts(self, ac: AssociateAC) -> None:
         rq = self.associate_rq
-        abstract = {pc.context_id: pc.abstract_syntax for pc in rq.presentation_contexts} if rq else {}
+        proposed = rq.presentation_contexts if rq else []
+        abstract = {pc.context_id: pc.abstract_syntax for pc in proposed}
         self.contexts = {
             pc.context_id: AcceptedContext(
                 pc.context_id, abstract.get(pc.context_id, ""), pc.transfer_syntax

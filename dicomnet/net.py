@@ -30,17 +30,22 @@ from pydicom import Dataset
 
 from . import events as ev
 from . import runtime, signals
-from .associate import DicomAssociate
+from .associate import DicomAssociate, negotiated_roles
 from .connection import Connection
-from .dimse.assembly import Message
+from .dimse.assembly import BytesSink, DataSink, Message
 from .dimse.commands import (
     NO_DATA_SET,
     RESPONSE_BIT,
+    check_required,
     command_to_dataset,
     dataset_to_command,
     encode_command_set,
+    message_name,
 )
-from .dimse.fragment import BytesSource
+from .dimse.datasets import decode_dataset, encode_dataset
+from .dimse.fragment import BytesSource, DataSource
+from .dimse.part10 import Part10File, part10_source, read_part10_header
+from .dimse.spool import SpooledFile, SpoolSink
 from .dimse.status import StatusCategory, status_category
 from .enums import (
     DicomAbortReasonType,
@@ -59,10 +64,13 @@ from .errors import (
     AssociationRejected,
     DicomException,
     DicomExceptionCode,
+    DIMSEError,
 )
 from .loop import ConnectAttempt, ListenerChannel, StreamChannel
+from .operations import OutstandingOperations
 from .pdu import AssociateRJ
 from .security import PlainLayer, SecurityLayer
+from .services import DataSetArgument, DimseServices, dispatch
 from .timeouts import Timeouts
 
 log = logging.getLogger("dicomnet.net")
@@ -70,7 +78,7 @@ log = logging.getLogger("dicomnet.net")
 _OK = DicomExceptionCode.Success
 
 
-def _emit(net: DicomNet, name: str, arguments: Mapping[str, Any]) -> None:
+def _emit(net: DicomNet, name: str, arguments: Mapping[str, Any]) -> None:  # noqa: D103
     """Send the signal of callback ``name`` with the callback's own arguments."""
     kwargs = {k: v for k, v in arguments.items() if k != "self"}
     signals.signal_for(name).send(net, **kwargs)
@@ -83,7 +91,7 @@ def _as_enum(enum_type: Any, value: int) -> Any:
         return value
 
 
-class DicomNet:
+class DicomNet(DimseServices):
     """A DICOM network connection (or listener) with LEADTOOLS' methods and callbacks."""
 
     # -- process-wide ----------------------------------------------------------------
@@ -142,6 +150,11 @@ class DicomNet:
         self._end_description = ""
         self._abort_info: tuple[int, int] | None = None
         self._responses: dict[int, Message] = {}
+        self._operations = OutstandingOperations()
+        self._received_file: str | None = None
+        # Received C-STORE data: parse into a Dataset for OnReceiveCStoreRequest (True),
+        # or pass None and leave the Part-10 spool file at ``received_file`` (False).
+        self.parse_received_data = True
 
     def Initialize(
         self,
@@ -202,6 +215,12 @@ class DicomNet:
     def Server(self) -> DicomNet | None:
         """The listener this connection was accepted on, if any."""
         return self._server
+
+    @property
+    def received_file(self) -> str | None:
+        """During ``OnReceiveCStoreRequest``: the received instance as a Part-10 file.
+        Move it (``os.replace``) to keep it; otherwise it is deleted afterwards."""
+        return self._received_file
 
     @property
     def end_description(self) -> str:
@@ -339,16 +358,18 @@ class DicomNet:
     def SendAssociateRequest(self, associate: DicomAssociate) -> None:
         self._request = associate
         self._association = associate
-        pdu = associate.to_pdu()
+        pdu = associate.to_request_pdu()
+        self._operations = OutstandingOperations(_max_invoked(associate, None))
         self._with_engine(lambda engine, now: engine.send_associate_rq(pdu, now))
 
     def SendAssociateAccept(self, associate: DicomAssociate) -> None:
-        pdu = associate.to_pdu()
+        pdu = associate.to_accept_pdu()
         request = self._request
 
         def send(engine: Connection, now: float) -> None:
             engine.send_associate_ac(pdu, now)
             self._association = DicomAssociate.from_pdu(pdu, request)
+            self._operations = OutstandingOperations(_max_invoked(request, associate))
 
         self._with_engine(send)
 
@@ -380,53 +401,71 @@ class DicomNet:
         self, presentation_id: int, command_set: Dataset, data_set: Dataset | None
     ) -> None:
         """Send a caller-built command set (and optional data set bytes via pydicom)."""
-        command = dataset_to_command(command_set)
-        payload = None
-        if data_set is not None:
-            from .dimse.datasets import encode_dataset
-
-            payload = BytesSource(encode_dataset(data_set, self._transfer_syntax(presentation_id)))
-        self._send_message(presentation_id, command, payload)
-
-    def SendCEchoRequest(self, presentation_id: int, message_id: int, affected_class: str) -> None:
-        self._send_message(
-            presentation_id,
-            {
-                "CommandField": DicomCommandType.CEcho,
-                "MessageID": message_id,
-                "AffectedSOPClassUID": affected_class,
-                "CommandDataSetType": NO_DATA_SET,
-            },
-        )
-
-    def SendCEchoResponse(
-        self,
-        presentation_id: int,
-        message_id: int,
-        affected_class: str,
-        status: DicomCommandStatusType | int,
-    ) -> None:
-        self._send_message(
-            presentation_id,
-            {
-                "CommandField": DicomCommandType.CEcho | RESPONSE_BIT,
-                "MessageIDBeingRespondedTo": message_id,
-                "AffectedSOPClassUID": affected_class,
-                "CommandDataSetType": NO_DATA_SET,
-                "Status": int(status),
-            },
-        )
+        self._send_message(presentation_id, dataset_to_command(command_set), data_set)
 
     def _send_message(
         self,
         presentation_id: int,
-        command: dict[str, object],
-        data: BytesSource | None = None,
+        command: dict[str, Any],
+        data_set: DataSetArgument = None,
     ) -> None:
-        encode_command_set(command)  # fail in the caller's thread on a bad value
-        self._with_engine(
-            lambda engine, now: engine.send_message(presentation_id, command, data, now)
+        """Send one DIMSE message: checks, data set encoding, then the engine (loop)."""
+        encode_command_set(command)  # a bad value fails here, in the caller's thread
+        field = int(command["CommandField"])
+        is_request = not field & RESPONSE_BIT and field != DicomCommandType.CCancel
+
+        def send(engine: Connection, now: float) -> None:
+            if field == DicomCommandType.CStore:
+                self._check_store_role(presentation_id)
+            data = self._data_source(presentation_id, data_set, command)
+            if is_request:
+                self._operations.check_can_invoke(int(command["MessageID"]))
+            engine.send_message(presentation_id, command, data, now)
+            if is_request:
+                self._operations.invoked(int(command["MessageID"]), field)
+
+        self._with_engine(send)
+
+    def _data_source(
+        self, presentation_id: int, data_set: DataSetArgument, command: dict[str, Any]
+    ) -> DataSource | None:
+        if data_set is None:
+            return None
+        transfer_syntax = self._transfer_syntax(presentation_id)
+        if isinstance(data_set, Dataset):
+            return BytesSource(encode_dataset(data_set, transfer_syntax))
+        part10 = (
+            data_set if isinstance(data_set, Part10File) else read_part10_header(data_set)
         )
+        for keyword, value in (("AffectedSOPClassUID", part10.sop_class_uid),
+                               ("AffectedSOPInstanceUID", part10.sop_instance_uid)):
+            if keyword in command and not command[keyword]:
+                command[keyword] = value
+        return part10_source(part10, transfer_syntax)
+
+    def _check_store_role(self, presentation_id: int) -> None:
+        """The association acceptor may send C-STORE-RQ (C-GET sub-operations) only where
+        the requestor took the SCP role by role selection (PS3.4 C.5.3)."""
+        engine = self._require_engine()
+        if engine.is_requestor:
+            return
+        if not self._requestor_roles(presentation_id)[1]:
+            raise DicomException(
+                DicomExceptionCode.Parameter,
+                f"cannot send C-STORE on presentation context {presentation_id}: the "
+                "requestor did not take the SCP role for "
+                f"{self._abstract_syntax(presentation_id)} (SCP/SCU role selection)",
+            )
+
+    def _requestor_roles(self, presentation_id: int) -> tuple[bool, bool]:
+        if self._request is None or self._association is None:
+            return True, False
+        return negotiated_roles(self._request, self._association, presentation_id)
+
+    def _abstract_syntax(self, presentation_id: int) -> str:
+        engine = self._require_engine()
+        context = engine.contexts.get(presentation_id)
+        return context.abstract_syntax if context else "?"
 
     def _transfer_syntax(self, presentation_id: int) -> str:
         engine = self._require_engine()
@@ -439,6 +478,9 @@ class DicomNet:
         return context.transfer_syntax
 
     # -- callbacks (defaults send the signal of the same name) -----------------------
+
+    def _emit_callback(self, name: str, arguments: dict[str, Any]) -> None:
+        _emit(self, name, arguments)
 
     def OnAccept(self, error: DicomExceptionCode) -> None:
         _emit(self, "OnAccept", locals())
@@ -492,20 +534,6 @@ class DicomNet:
         self, presentation_id: int, command_set: Dataset, data_set: Dataset | None
     ) -> None:
         _emit(self, "OnReceiveUnknown", locals())
-
-    def OnReceiveCEchoRequest(
-        self, presentation_id: int, message_id: int, affected_class: str
-    ) -> None:
-        _emit(self, "OnReceiveCEchoRequest", locals())
-
-    def OnReceiveCEchoResponse(
-        self,
-        presentation_id: int,
-        message_id: int,
-        affected_class: str,
-        status: DicomCommandStatusType,
-    ) -> None:
-        _emit(self, "OnReceiveCEchoResponse", locals())
 
     # -- blocking helpers (not part of LEADTOOLS) ------------------------------------
 
@@ -620,6 +648,7 @@ class DicomNet:
         self._engine = Connection(
             is_requestor=is_requestor,
             timeouts=self.timeouts,
+            sink_factory=self._make_sink,
             report_pdus=self._wants("OnReceive"),
             name=f"{'requestor' if is_requestor else 'acceptor'} {self._peer[0]}:{self._peer[1]}",
         )
@@ -716,6 +745,7 @@ class DicomNet:
             self.OnReceiveAssociateRequest(self._request)
         elif isinstance(event, ev.AssociateAcceptReceived):
             self._association = DicomAssociate.from_pdu(event.pdu, self._request)
+            self._operations.max_invoked = _max_invoked(self._request, self._association)
             self._record()
             self.OnReceiveAssociateAccept(self._association)
         elif isinstance(event, ev.AssociateRejectReceived):
@@ -763,28 +793,142 @@ class DicomNet:
             server.OnClose(error, self)
 
     def _dispatch_message(self, message: Message) -> None:
+        """Check, decode and hand one received message to its callbacks."""
         command = message.command
-        field = int(command.get("CommandField", 0))  # type: ignore[call-overload]
-        presentation_id = message.context_id
-        if self._wants("OnReceiveData"):
-            self.OnReceiveData(presentation_id, command_to_dataset(command), None)
-        if field & RESPONSE_BIT and status_category(
-            int(command.get("Status", 0))  # type: ignore[call-overload]
-        ) is not StatusCategory.PENDING:
+        try:
+            check_required(command)
+        except DIMSEError as exc:
+            self._discard_data(message)
+            self._abort_for(str(exc))
+            return
+        field = message.command_field
+        if field & RESPONSE_BIT and not self._match_response(message):
+            self._discard_data(message)
+            return
+        if field == DicomCommandType.CStore and not self._may_receive_store(message):
+            return
+        try:
+            data_set = self._received_data_set(message)
+        except DIMSEError as exc:
+            self._refuse_unreadable(message, str(exc))
+            return
+        try:
+            if self._wants("OnReceiveData"):
+                self.OnReceiveData(message.context_id, command_to_dataset(command), data_set)
+            if not dispatch(self, message, data_set):
+                self.OnReceiveUnknown(message.context_id, command_to_dataset(command), data_set)
+        finally:
+            self._received_file = None
+            if data_set is None:
+                self._discard_data(message)
+
+    def _match_response(self, message: Message) -> bool:
+        """Match a response to our outstanding request; unmatched ones are dropped."""
+        message_id = message.message_id_being_responded_to or 0
+        final = status_category(message.status or 0) is not StatusCategory.PENDING
+        if not self._operations.responded(message_id, final):
+            log.warning(
+                "dropping %s for message ID %d: no such request is outstanding",
+                message_name(message.command_field), message_id,
+            )
+            return False
+        if final:
             self._record(response=message)
-        if field == DicomCommandType.CEcho:
-            self.OnReceiveCEchoRequest(
-                presentation_id, command["MessageID"], command["AffectedSOPClassUID"]  # type: ignore[arg-type]
-            )
-        elif field == DicomCommandType.CEcho | RESPONSE_BIT:
-            self.OnReceiveCEchoResponse(
-                presentation_id,
-                command["MessageIDBeingRespondedTo"],  # type: ignore[arg-type]
+        return True
+
+    def _may_receive_store(self, message: Message) -> bool:
+        """A requestor takes C-STORE-RQ (C-GET sub-operations) only where it negotiated
+        the SCP role; otherwise the request is refused, not silently stored."""
+        engine = self._engine
+        if engine is None or not engine.is_requestor:
+            return True
+        if self._requestor_roles(message.context_id)[1]:
+            return True
+        self._discard_data(message)
+        comment = "SCP role for this SOP class was not negotiated (role selection)"
+        log.warning("refusing C-STORE-RQ %s: %s", message.message_id, comment)
+        self.SendCStoreResponse(
+            message.context_id, message.message_id or 0,
+            message.affected_sop_class_uid or "", message.affected_sop_instance_uid or "",
+            DicomCommandStatusType.NotAuthorized, ErrorComment=comment,
+        )
+        return False
+
+    def _received_data_set(self, message: Message) -> Dataset | None:
+        data = message.data
+        if isinstance(data, SpooledFile):
+            self._received_file = data.path
+            return data.read_dataset() if self.parse_received_data else None
+        if data is None:
+            return None
+        return decode_dataset(data, self._transfer_syntax(message.context_id))  # type: ignore[arg-type]
+
+    def _refuse_unreadable(self, message: Message, reason: str) -> None:
+        """A data set that does not parse: refuse the request (0xC000-class / 0x0110)."""
+        log.warning("%s: %s", message_name(message.command_field), reason)
+        self._discard_data(message)
+        field = message.command_field
+        if field & RESPONSE_BIT:
+            return
+        cls = message.affected_sop_class_uid or message.requested_sop_class_uid or ""
+        instance = message.affected_sop_instance_uid or message.requested_sop_instance_uid or ""
+        response = {
+            "CommandField": field | RESPONSE_BIT,
+            "MessageIDBeingRespondedTo": message.message_id or 0,
+            "AffectedSOPClassUID": cls or None,
+            "AffectedSOPInstanceUID": instance or None,
+            "Status": UNREADABLE_DATA_SET_STATUS.get(
+                field, DicomCommandStatusType.ProcessingFailure
+            ),
+            "ErrorComment": reason[:64],
+            "CommandDataSetType": NO_DATA_SET,
+        }
+        self._send_message(message.context_id, response)
+
+    @staticmethod
+    def _discard_data(message: Message) -> None:
+        if isinstance(message.data, SpooledFile):
+            message.data.discard()
+
+    def _abort_for(self, reason: str) -> None:
+        log.warning("aborting the association: %s", reason)
+        with self._cond:
+            self._end_description = reason
+        self.SendAbort(DicomAbortSourceType.Provider, DicomAbortReasonType.InvalidParameterValue)
+
+    def _make_sink(self, context_id: int, command: dict[str, object]) -> DataSink:
+        """C-STORE data goes to a Part-10 spool file; everything else stays in memory."""
+        if command.get("CommandField") == DicomCommandType.CStore:
+            engine = self._require_engine()
+            context = engine.contexts[context_id]
+            return SpoolSink(
+                self._temp_path,
                 str(command.get("AffectedSOPClassUID", "")),
-                _as_enum(DicomCommandStatusType, command["Status"]),  # type: ignore[arg-type]
+                str(command.get("AffectedSOPInstanceUID", "")),
+                context.transfer_syntax,
             )
-        else:
-            self.OnReceiveUnknown(presentation_id, command_to_dataset(command), None)
+        return BytesSink()
+
+
+# Status for a request whose data set cannot be parsed ("cannot understand" where the
+# service defines one, else Processing Failure).
+UNREADABLE_DATA_SET_STATUS = {
+    DicomCommandType.CStore: 0xC000,
+    DicomCommandType.CFind: 0xC000,
+    DicomCommandType.CGet: 0xC000,
+    DicomCommandType.CMove: 0xC000,
+}
+
+
+def _max_invoked(request: DicomAssociate | None, accept: DicomAssociate | None) -> int:
+    """How many requests this side may have outstanding (PS3.7 D.3.3.3): one without a
+    window; with one, what the accept allows (0 = unlimited). Requestors use the
+    accept's "performed" count, acceptors its "invoked" count."""
+    if accept is None or request is None or not accept.IsAsynchronousOperations:
+        return 1
+    if accept is request:  # our own request, before the accept arrived
+        return 1
+    return accept.PerformedOperationsCount if request.IsRequest else accept.InvokedOperationsCount
 
 
 def _describe_reject(rj: AssociateRJ) -> str:

@@ -182,8 +182,12 @@ class MessageAssembler:
             self._reset()
             self._last_had_no_data_set = True
             return Message(context_id, command, None)
+        try:
+            self._sink = self._sink_factory(context_id, command)
+        except Exception:
+            self._reset()  # no sink, no message: the next PDV starts afresh
+            raise
         self._command = command
-        self._sink = self._sink_factory(context_id, command)
         return None
 
     def _decode_command(self) -> dict[str, object]:

@@ -13,7 +13,7 @@ sending: a data set is read chunk by chunk as the iterator advances and never co
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import BinaryIO, Protocol
 
 from ..errors import DIMSEError
@@ -33,7 +33,6 @@ class DataSource(Protocol):
 
     def chunks(self, size: int) -> Iterator[bytes | memoryview]:
         """Yield pieces of exactly ``size`` bytes (even), the last one possibly shorter."""
-        ...
 
 
 class BytesSource:
@@ -69,7 +68,7 @@ class FileSource:
         self.length = length
         self._file: BinaryIO | None = None
 
-    def chunks(self, size: int) -> Iterator[memoryview]:
+    def chunks(self, size: int) -> Generator[memoryview, None, None]:
         with open(self.path, "rb") as file:
             self._file = file
             file.seek(self.offset)
@@ -107,19 +106,28 @@ def max_fragment_size(peer_max_pdu_length: int) -> int:
 def iter_message_pdus(
     context_id: int, command: bytes, data: DataSource | None, peer_max_pdu_length: int
 ) -> Iterator[list[bytes | memoryview]]:
-    """Yield the P-DATA-TF PDUs of one message, each as ``[header, fragment]``.
+    """The P-DATA-TF PDUs of one message, each as ``[header, fragment]``, made lazily.
 
     ``command`` is an encoded command set and ``data`` the data set, or None when the
-    command says there is none. Never yields an empty PDV; raises ``DIMSEError`` when
-    there is nothing to put in one or when ``data`` yields other than its stated length.
+    command says there is none. Nothing can be put in an empty PDV, so an empty command
+    or data set is a ``DIMSEError`` raised here, before any PDU exists; a data source
+    that breaks its promises (other than ``length`` bytes, odd chunks before its end)
+    raises while iterating.
     """
     size = max_fragment_size(peer_max_pdu_length)
     if not command:
         raise DIMSEError("cannot send an empty command set")
-    command_view = memoryview(command)
-    for start in range(0, len(command_view), size):
-        fragment = command_view[start : start + size]
-        is_last = start + size >= len(command_view)
+    if data is not None and data.length <= 0:
+        raise DIMSEError("cannot send an empty data set (a PDV may not be empty, PS3.8 E.1)")
+    return _message_pdus(context_id, memoryview(command), data, size)
+
+
+def _message_pdus(
+    context_id: int, command: memoryview, data: DataSource | None, size: int
+) -> Iterator[list[bytes | memoryview]]:
+    for start in range(0, len(command), size):
+        fragment = command[start : start + size]
+        is_last = start + size >= len(command)
         control = CONTROL_COMMAND | (CONTROL_LAST if is_last else 0)
         yield [pdata_header(context_id, control, len(fragment)), fragment]
     if data is not None:
@@ -127,17 +135,16 @@ def iter_message_pdus(
 
 
 def _data_pdus(context_id: int, data: DataSource, size: int) -> Iterator[list[bytes | memoryview]]:
-    if data.length <= 0:
-        raise DIMSEError("cannot send an empty data set (a PDV may not be empty, PS3.8 E.1)")
     remaining = data.length
     for chunk in data.chunks(size):
-        if not 0 < len(chunk) <= min(size, remaining):
+        length = len(chunk)
+        if not 0 < length <= min(size, remaining) or (length % 2 and length != remaining):
             raise DIMSEError(
-                f"data source yielded a {len(chunk)}-byte chunk with {remaining} of "
+                f"data source yielded a {length}-byte chunk with {remaining} of "
                 f"{data.length} bytes left and a {size}-byte fragment size"
             )
-        remaining -= len(chunk)
+        remaining -= length
         control = CONTROL_LAST if remaining == 0 else 0
-        yield [pdata_header(context_id, control, len(chunk)), chunk]
+        yield [pdata_header(context_id, control, length), chunk]
     if remaining:
         raise DIMSEError(f"data source ended {remaining} bytes short of its {data.length}")

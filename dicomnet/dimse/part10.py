@@ -1,0 +1,116 @@
+"""Sending a data set from a Part-10 file (PS3.10 7.1) without decoding it.
+
+Only the file meta information is read: it says where the data set starts, its transfer
+syntax and its SOP class/instance. When the association accepted that transfer syntax the
+data set bytes go out as they are on disk (``FileSource``); when it accepted another
+uncompressed one the file is parsed and re-encoded; anything else is a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+from pydicom import dcmread
+
+from ..errors import DIMSEError
+from ..uids import (
+    DEFLATED_EXPLICIT_VR_LE,
+    EXPLICIT_VR_BE,
+    EXPLICIT_VR_LE,
+    IMPLICIT_VR_LE,
+)
+from .datasets import encode_dataset
+from .fragment import BytesSource, DataSource, FileSource
+
+_PREAMBLE_LENGTH = 128
+_SHORT_HEADER = struct.Struct("<HH2sH")  # group, element, VR, 16-bit length
+_LONG_LENGTH = struct.Struct("<L")
+_LONG_VRS = {
+    b"OB",
+    b"OD",
+    b"OF",
+    b"OL",
+    b"OV",
+    b"OW",
+    b"SQ",
+    b"SV",
+    b"UC",
+    b"UN",
+    b"UR",
+    b"UT",
+    b"UV",
+}
+_META_LIMIT = 1 << 20  # a meta header larger than this is not a sane file
+
+CONVERTIBLE_TRANSFER_SYNTAXES = frozenset(
+    {IMPLICIT_VR_LE, EXPLICIT_VR_LE, EXPLICIT_VR_BE, DEFLATED_EXPLICIT_VR_LE}
+)
+
+
+@dataclass(frozen=True)
+class Part10File:
+    """What the meta header of a Part-10 file says."""
+
+    path: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    data_offset: int
+    data_length: int
+
+
+def read_part10_header(path: str | os.PathLike[str]) -> Part10File:
+    """Read only the preamble and group 0002 of ``path``."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        head = f.read(_PREAMBLE_LENGTH + 4 + _META_LIMIT)
+        size = os.fstat(f.fileno()).st_size
+    if head[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4] != b"DICM":
+        raise DIMSEError(f"{path} is not a DICOM Part-10 file (no DICM prefix)")
+    values: dict[int, str] = {}
+    offset = _PREAMBLE_LENGTH + 4
+    while offset + _SHORT_HEADER.size <= len(head):
+        group, element, vr, length = _SHORT_HEADER.unpack_from(head, offset)
+        if group != 0x0002:
+            break
+        value_offset = offset + _SHORT_HEADER.size
+        if vr in _LONG_VRS:
+            (length,) = _LONG_LENGTH.unpack_from(head, value_offset)
+            value_offset += _LONG_LENGTH.size
+        end = value_offset + length
+        if end > len(head):
+            raise DIMSEError(f"{path}: file meta element (0002,{element:04X}) is truncated")
+        if vr == b"UI":
+            values[element] = head[value_offset:end].rstrip(b"\0 ").decode("ascii", "replace")
+        offset = end
+    missing = [
+        name
+        for element, name in (
+            (0x0002, "MediaStorageSOPClassUID"),
+            (0x0003, "MediaStorageSOPInstanceUID"),
+            (0x0010, "TransferSyntaxUID"),
+        )
+        if element not in values
+    ]
+    if missing:
+        raise DIMSEError(f"{path}: file meta information lacks {', '.join(missing)}")
+    return Part10File(path, values[0x0002], values[0x0003], values[0x0010], offset, size - offset)
+
+
+def part10_source(part10: Part10File, accepted_transfer_syntax: str) -> DataSource:
+    """The data set of ``part10`` as it must go out on a context with that syntax."""
+    if part10.transfer_syntax == accepted_transfer_syntax:
+        return FileSource(part10.path, part10.data_offset, part10.data_length)
+    convertible = CONVERTIBLE_TRANSFER_SYNTAXES
+    if part10.transfer_syntax in convertible and accepted_transfer_syntax in convertible:
+        try:
+            dataset = dcmread(part10.path)
+        except Exception as exc:  # pydicom raises many types for malformed input
+            raise DIMSEError(f"{part10.path} does not parse: {exc}") from exc
+        return BytesSource(encode_dataset(dataset, accepted_transfer_syntax))
+    raise DIMSEError(
+        f"{part10.path} is encoded in {part10.transfer_syntax}, the association accepted "
+        f"{accepted_transfer_syntax}, and dicomnet does not transcode compressed data"
+    )

@@ -1,0 +1,54 @@
+"""Outstanding DIMSE operations of one association, and the asynchronous window.
+
+PS3.7 D.3.3.3: without a negotiated Asynchronous Operations Window each side may have one
+request outstanding at a time; with one, up to "maximum number of operations invoked"
+(0 = unlimited). Responses are matched to requests by message ID, in any order; a
+response that matches nothing is reported so the caller can drop it.
+"""
+
+from __future__ import annotations
+
+from .errors import DicomException, DicomExceptionCode
+
+
+class OutstandingOperations:
+    """Requests this side invoked and still waits on (message ID -> command field)."""
+
+    def __init__(self, max_invoked: int = 1) -> None:
+        self.max_invoked = max_invoked  # 0 = unlimited
+        self._invoked: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._invoked)
+
+    def __contains__(self, message_id: int) -> bool:
+        return message_id in self._invoked
+
+    def check_can_invoke(self, message_id: int) -> None:
+        """Raise unless a new request with ``message_id`` may be sent now."""
+        if message_id in self._invoked:
+            raise DicomException(
+                DicomExceptionCode.Parameter,
+                f"message ID {message_id} is already used by an outstanding request",
+            )
+        if self.max_invoked and len(self._invoked) >= self.max_invoked:
+            raise DicomException(
+                DicomExceptionCode.Parameter,
+                f"{len(self._invoked)} request(s) already outstanding; the negotiated "
+                f"asynchronous operations window allows {self.max_invoked} "
+                "(wait for the response first)",
+            )
+
+    def invoked(self, message_id: int, command_field: int) -> None:
+        self._invoked[message_id] = command_field
+
+    def responded(self, message_id: int, final: bool) -> bool:
+        """Record a response; False when no request with that ID is outstanding."""
+        if message_id not in self._invoked:
+            return False
+        if final:
+            del self._invoked[message_id]
+        return True
+
+    def clear(self) -> None:
+        self._invoked.clear()
