@@ -34,7 +34,7 @@ _NOT_STORAGE = ("Commitment", "Media Storage Directory")
 def _storage_sop_classes() -> tuple[str, ...]:
     return tuple(
         uid
-        for uid, (name, kind, _, _, retired) in UID_dictionary.items()
+        for uid, (name, kind, _, retired, _) in UID_dictionary.items()
         if kind == "SOP Class"
         and "Storage" in name
         and not retired
