@@ -359,7 +359,7 @@ class DicomNet(DimseServices):
         self._request = associate
         self._association = associate
         pdu = associate.to_request_pdu()
-        self._operations = OutstandingOperations(_max_invoked(associate, None))
+        self._operations = OutstandingOperations()
         self._with_engine(lambda engine, now: engine.send_associate_rq(pdu, now))
 
     def SendAssociateAccept(self, associate: DicomAssociate) -> None:
@@ -369,7 +369,7 @@ class DicomNet(DimseServices):
         def send(engine: Connection, now: float) -> None:
             engine.send_associate_ac(pdu, now)
             self._association = DicomAssociate.from_pdu(pdu, request)
-            self._operations = OutstandingOperations(_max_invoked(request, associate))
+            self._operations = OutstandingOperations(_max_invoked(associate, False))
 
         self._with_engine(send)
 
@@ -745,7 +745,7 @@ class DicomNet(DimseServices):
             self.OnReceiveAssociateRequest(self._request)
         elif isinstance(event, ev.AssociateAcceptReceived):
             self._association = DicomAssociate.from_pdu(event.pdu, self._request)
-            self._operations.max_invoked = _max_invoked(self._request, self._association)
+            self._operations.max_invoked = _max_invoked(self._association, True)
             self._record()
             self.OnReceiveAssociateAccept(self._association)
         elif isinstance(event, ev.AssociateRejectReceived):
@@ -920,15 +920,14 @@ UNREADABLE_DATA_SET_STATUS = {
 }
 
 
-def _max_invoked(request: DicomAssociate | None, accept: DicomAssociate | None) -> int:
+def _max_invoked(accept: DicomAssociate | None, is_requestor: bool) -> int:
     """How many requests this side may have outstanding (PS3.7 D.3.3.3): one without a
-    window; with one, what the accept allows (0 = unlimited). Requestors use the
-    accept's "performed" count, acceptors its "invoked" count."""
-    if accept is None or request is None or not accept.IsAsynchronousOperations:
+    window; with one, what the accept allows (0 = unlimited). The accept's "invoked"
+    count is what the requestor may invoke; its "performed" count is what the requestor
+    performs, so what the acceptor may invoke."""
+    if accept is None or not accept.IsAsynchronousOperations:
         return 1
-    if accept is request:  # our own request, before the accept arrived
-        return 1
-    return accept.PerformedOperationsCount if request.IsRequest else accept.InvokedOperationsCount
+    return accept.InvokedOperationsCount if is_requestor else accept.PerformedOperationsCount
 
 
 def _describe_reject(rj: AssociateRJ) -> str:

@@ -10,14 +10,12 @@ is deleted on abort, on error, and when nobody claimed it.
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 import weakref
 from dataclasses import dataclass
-from io import BytesIO
 
 from pydicom import Dataset, dcmread
-from pydicom.dataset import FileMetaDataset
-from pydicom.filewriter import write_file_meta_info
 
 from ..errors import DIMSEError
 from ..uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
@@ -56,18 +54,34 @@ def remove_quietly(path: str) -> None:
         pass
 
 
+def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:
+    """One explicit VR little endian group 0002 element (PS3.10 7.1)."""
+    if vr == b"OB":
+        return struct.pack("<HH2sxxL", 2, element, vr, len(value)) + value
+    return struct.pack("<HH2sH", 2, element, vr, len(value)) + value
+
+
+def _padded(text: str, pad: bytes) -> bytes:
+    raw = text.encode("ascii", "replace")
+    return raw + pad if len(raw) % 2 else raw
+
+
 def file_meta_bytes(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
-    """Preamble, "DICM" and the group 0002 meta elements of a Part-10 file."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_instance
-    meta.TransferSyntaxUID = transfer_syntax
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    buffer = BytesIO()
-    buffer.write(_PREAMBLE)
-    write_file_meta_info(buffer, meta, enforce_standard=True)  # type: ignore[arg-type]
-    return buffer.getvalue()
+    """Preamble, "DICM" and the group 0002 meta elements of a Part-10 file.
+
+    Written by hand rather than through pydicom: it runs once per received instance."""
+    body = b"".join(
+        (
+            _meta_element(0x0001, b"OB", b"\0\1"),
+            _meta_element(0x0002, b"UI", _padded(sop_class, b"\0")),
+            _meta_element(0x0003, b"UI", _padded(sop_instance, b"\0")),
+            _meta_element(0x0010, b"UI", _padded(transfer_syntax, b"\0")),
+            _meta_element(0x0012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\0")),
+            _meta_element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION_NAME, b" ")),
+        )
+    )
+    group_length = struct.pack("<HH2sHL", 2, 0x0000, b"UL", 4, len(body))
+    return _PREAMBLE + group_length + body
 
 
 class SpoolSink:
