@@ -369,7 +369,7 @@ class DicomNet(DimseServices):
         def send(engine: Connection, now: float) -> None:
             engine.send_associate_ac(pdu, now)
             self._association = DicomAssociate.from_pdu(pdu, request)
-            self._operations = OutstandingOperations(_max_invoked(associate, False))
+            self._operations = OutstandingOperations(*_window(associate, is_requestor=False))
 
         self._with_engine(send)
 
@@ -412,7 +412,10 @@ class DicomNet(DimseServices):
         """Send one DIMSE message: checks, data set encoding, then the engine (loop)."""
         encode_command_set(command)  # a bad value fails here, in the caller's thread
         field = int(command["CommandField"])
-        is_request = not field & RESPONSE_BIT and field != DicomCommandType.CCancel
+        is_request = _is_request(field)
+        final_response = bool(field & RESPONSE_BIT) and status_category(
+            int(command.get("Status", 0))
+        ) is not StatusCategory.PENDING
 
         def send(engine: Connection, now: float) -> None:
             if field == DicomCommandType.CStore:
@@ -423,6 +426,8 @@ class DicomNet(DimseServices):
             engine.send_message(presentation_id, command, data, now)
             if is_request:
                 self._operations.invoked(int(command["MessageID"]), field)
+            elif final_response:
+                self._operations.performed(int(command["MessageIDBeingRespondedTo"]))
 
         self._with_engine(send)
 
@@ -745,7 +750,8 @@ class DicomNet(DimseServices):
             self.OnReceiveAssociateRequest(self._request)
         elif isinstance(event, ev.AssociateAcceptReceived):
             self._association = DicomAssociate.from_pdu(event.pdu, self._request)
-            self._operations.max_invoked = _max_invoked(self._association, True)
+            window = _window(self._association, is_requestor=True)
+            self._operations.max_invoked, self._operations.max_performed = window
             self._record()
             self.OnReceiveAssociateAccept(self._association)
         elif isinstance(event, ev.AssociateRejectReceived):
@@ -805,6 +811,9 @@ class DicomNet(DimseServices):
         if field & RESPONSE_BIT and not self._match_response(message):
             self._discard_data(message)
             return
+        if _is_request(field) and not self._operations.may_perform(message.message_id or 0):
+            self._refuse_over_window(message)
+            return
         if field == DicomCommandType.CStore and not self._may_receive_store(message):
             return
         try:
@@ -817,6 +826,12 @@ class DicomNet(DimseServices):
                 self.OnReceiveData(message.context_id, command_to_dataset(command), data_set)
             if not dispatch(self, message, data_set):
                 self.OnReceiveUnknown(message.context_id, command_to_dataset(command), data_set)
+        except Exception as exc:
+            # A failing handler must not leave the peer waiting for ever.
+            log.exception("%s handler raised", message_name(field))
+            if _is_request(field) and self._operations.is_performing(message.message_id or 0):
+                status = FAILURE_STATUS.get(field, DicomCommandStatusType.ProcessingFailure)
+                self._refuse(message, status, f"{type(exc).__name__}: {exc}")
         finally:
             self._received_file = None
             if data_set is None:
@@ -867,19 +882,32 @@ class DicomNet(DimseServices):
         """A data set that does not parse: refuse the request (0xC000-class / 0x0110)."""
         log.warning("%s: %s", message_name(message.command_field), reason)
         self._discard_data(message)
-        field = message.command_field
-        if field & RESPONSE_BIT:
+        if message.command_field & RESPONSE_BIT:
             return
+        status = FAILURE_STATUS.get(
+            message.command_field, DicomCommandStatusType.ProcessingFailure
+        )
+        self._refuse(message, status, reason)
+
+    def _refuse_over_window(self, message: Message) -> None:
+        """The peer exceeded the asynchronous operations window: refuse the request with
+        Resource Limitation (PS3.7 C.5) and keep the association."""
+        self._discard_data(message)
+        limit = self._operations.max_performed
+        reason = f"{self._operations.performing} operations in progress; the window is {limit}"
+        log.warning("refusing %s %s: %s", message_name(message.command_field),
+                    message.message_id, reason)
+        self._refuse(message, DicomCommandStatusType.ResourceLimitation, reason)
+
+    def _refuse(self, message: Message, status: int, reason: str) -> None:
         cls = message.affected_sop_class_uid or message.requested_sop_class_uid or ""
         instance = message.affected_sop_instance_uid or message.requested_sop_instance_uid or ""
         response = {
-            "CommandField": field | RESPONSE_BIT,
+            "CommandField": message.command_field | RESPONSE_BIT,
             "MessageIDBeingRespondedTo": message.message_id or 0,
             "AffectedSOPClassUID": cls or None,
             "AffectedSOPInstanceUID": instance or None,
-            "Status": UNREADABLE_DATA_SET_STATUS.get(
-                field, DicomCommandStatusType.ProcessingFailure
-            ),
+            "Status": int(status),
             "ErrorComment": reason[:64],
             "CommandDataSetType": NO_DATA_SET,
         }
@@ -910,9 +938,15 @@ class DicomNet(DimseServices):
         return BytesSink()
 
 
-# Status for a request whose data set cannot be parsed ("cannot understand" where the
-# service defines one, else Processing Failure).
-UNREADABLE_DATA_SET_STATUS = {
+def _is_request(command_field: int) -> bool:
+    """Requests that expect a response (C-CANCEL expects none)."""
+    return not command_field & RESPONSE_BIT and command_field != DicomCommandType.CCancel
+
+
+# Status for a request that cannot be processed (a data set that does not parse, a
+# handler that failed): "cannot understand" where the service defines one, else
+# Processing Failure.
+FAILURE_STATUS = {
     DicomCommandType.CStore: 0xC000,
     DicomCommandType.CFind: 0xC000,
     DicomCommandType.CGet: 0xC000,
@@ -920,14 +954,16 @@ UNREADABLE_DATA_SET_STATUS = {
 }
 
 
-def _max_invoked(accept: DicomAssociate | None, is_requestor: bool) -> int:
-    """How many requests this side may have outstanding (PS3.7 D.3.3.3): one without a
-    window; with one, what the accept allows (0 = unlimited). The accept's "invoked"
-    count is what the requestor may invoke; its "performed" count is what the requestor
-    performs, so what the acceptor may invoke."""
+def _window(accept: DicomAssociate | None, is_requestor: bool) -> tuple[int, int]:
+    """(requests this side may have outstanding, peer requests it performs at once),
+    PS3.7 D.3.3.3: (1, 1) without a window; with one, what the accept allows (0 =
+    unlimited). The accept's "invoked" count is what the requestor may invoke and the
+    acceptor performs; its "performed" count is what the acceptor may invoke and the
+    requestor performs."""
     if accept is None or not accept.IsAsynchronousOperations:
-        return 1
-    return accept.InvokedOperationsCount if is_requestor else accept.PerformedOperationsCount
+        return 1, 1
+    invoked, performed = accept.InvokedOperationsCount, accept.PerformedOperationsCount
+    return (invoked, performed) if is_requestor else (performed, invoked)
 
 
 def _describe_reject(rj: AssociateRJ) -> str:

@@ -12,11 +12,14 @@ from .errors import DicomException, DicomExceptionCode
 
 
 class OutstandingOperations:
-    """Requests this side invoked and still waits on (message ID -> command field)."""
+    """Requests this side invoked and still waits on (message ID -> command field), and
+    requests the peer invoked that this side has not finished answering."""
 
-    def __init__(self, max_invoked: int = 1) -> None:
+    def __init__(self, max_invoked: int = 1, max_performed: int = 1) -> None:
         self.max_invoked = max_invoked  # 0 = unlimited
+        self.max_performed = max_performed  # 0 = unlimited
         self._invoked: dict[int, int] = {}
+        self._performing: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._invoked)
@@ -50,5 +53,20 @@ class OutstandingOperations:
             del self._invoked[message_id]
         return True
 
-    def clear(self) -> None:
-        self._invoked.clear()
+    def may_perform(self, message_id: int) -> bool:
+        """Record a received request; False when it exceeds the performed window."""
+        if self.max_performed and len(self._performing) >= self.max_performed:
+            return False
+        self._performing.add(message_id)
+        return True
+
+    def performed(self, message_id: int) -> None:
+        """The final response to the peer's request ``message_id`` was sent."""
+        self._performing.discard(message_id)
+
+    def is_performing(self, message_id: int) -> bool:
+        return message_id in self._performing
+
+    @property
+    def performing(self) -> int:
+        return len(self._performing)
