@@ -113,6 +113,7 @@ class Connection:
         self._abort_reason = 0
         self._end_description = ""
         self._timed_out = False  # the association ended because a timeout fired
+        self._release_response_held = False
 
     # -- state -----------------------------------------------------------------------
 
@@ -407,6 +408,11 @@ class Connection:
         self._apply(self._user_transition(Event.Evt11, "send an A-RELEASE-RQ"), now)
 
     def send_release_rp(self, now: float) -> None:
+        """A-RELEASE response. In a release collision the acceptor must first receive the
+        peer's A-RELEASE-RP (PS3.8 7.2.2.7, Sta10): the response is held until then."""
+        if self.fsm.state is State.Sta10:
+            self._release_response_held = True
+            return
         self._apply(self._user_transition(Event.Evt14, "send an A-RELEASE-RP"), now)
 
     def send_abort(self, source: int, reason: int, now: float) -> None:
@@ -510,6 +516,9 @@ class Connection:
             self._events.append(ev.ReleaseRequested())
         elif effect is Effect.INDICATE_RELEASE_CONFIRM:
             self._events.append(ev.ReleaseConfirmed())
+            if self._release_response_held and self.fsm.state is State.Sta12:
+                self._release_response_held = False
+                self._apply(self._transition(Event.Evt14), now)
         elif effect is Effect.INDICATE_ABORT:
             assert isinstance(pdu, Abort)
             self._assembler.discard()

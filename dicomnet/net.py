@@ -745,17 +745,32 @@ class DicomNet(DimseServices):
         elif isinstance(event, ev.PduReceived):
             self.OnReceive(_OK, _as_enum(DicomPduType, event.pdu_type), event.raw, len(event.raw))
         elif isinstance(event, ev.AssociateRequestReceived):
-            self._request = DicomAssociate.from_pdu(event.pdu)
+            try:
+                self._request = DicomAssociate.from_pdu(event.pdu)
+            except DicomException as exc:
+                self._abort_for(f"unusable A-ASSOCIATE-RQ: {exc.message}")
+                return
             self._association = self._request
+            log.info("association request from %s to %s (%d presentation contexts)",
+                     event.pdu.calling_ae, event.pdu.called_ae,
+                     len(event.pdu.presentation_contexts))
             self.OnReceiveAssociateRequest(self._request)
         elif isinstance(event, ev.AssociateAcceptReceived):
-            self._association = DicomAssociate.from_pdu(event.pdu, self._request)
+            try:
+                self._association = DicomAssociate.from_pdu(event.pdu, self._request)
+            except DicomException as exc:
+                self._abort_for(f"unusable A-ASSOCIATE-AC: {exc.message}")
+                return
+            accepted = sum(1 for pc in event.pdu.presentation_contexts if pc.result == 0)
+            log.info("association accepted by %s: %d of %d presentation contexts",
+                     event.pdu.called_ae, accepted, len(event.pdu.presentation_contexts))
             window = _window(self._association, is_requestor=True)
             self._operations.max_invoked, self._operations.max_performed = window
             self._record()
             self.OnReceiveAssociateAccept(self._association)
         elif isinstance(event, ev.AssociateRejectReceived):
             rj = event.pdu
+            log.info("%s", _describe_reject(rj))
             self._record(reject=rj)
             self.OnReceiveAssociateReject(
                 _as_enum(DicomAssociateRejectResultType, rj.result),
