@@ -170,6 +170,8 @@ class Connection:
 
     def get_buffer(self) -> memoryview:
         """Writable space for the next ``recv_into`` (at least 64 KiB)."""
+        if self._discard_input:  # refused input: never size the buffer from its header
+            self._rstart = self._rend = 0
         needed = _MIN_FREE_RECEIVE_SPACE
         pending = self._rend - self._rstart
         if pending >= PDU_HEADER.size:
@@ -232,7 +234,7 @@ class Connection:
                 DicomAbortReasonType.Unrecognized,
                 f"unrecognized PDU type 0x{pdu_type:02X} (length {length})",
             )
-        if pdu_type == DicomPduType.DataTransfer:
+        if pdu_type == DicomPduType.DataTransfer and self.is_associated:
             limit = self.local_max_pdu or HARD_PDU_LIMIT
             if length > limit:
                 return (
@@ -341,6 +343,7 @@ class Connection:
                     f"no A-ASSOCIATE-RQ within {self.timeouts.artim} s (ARTIM timer expired)"
                 )
             self._end_description = self._end_description or "ARTIM timer expired"
+            self._timed_out = self._timed_out or waiting_for_request
             self._apply(self._transition(Event.Evt18), now)
             self._finish(self._end_description, timed_out=waiting_for_request)
         if self._acse_deadline is not None and now >= self._acse_deadline:

@@ -9,10 +9,11 @@ sets parse and encode the same way and the pixel fragments pass through untouche
 
 from __future__ import annotations
 
+import array
 import zlib
 from io import BytesIO
 
-from pydicom import Dataset
+from pydicom import DataElement, Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
@@ -30,6 +31,36 @@ def encoding_of(transfer_syntax: str) -> tuple[bool, bool]:
     return False, True
 
 
+# Binary VRs made of 2-, 4- or 8-byte words, by the array typecode of that word size.
+# pydicom keeps their values as raw bytes in the byte order they were read in and never
+# swaps them itself.
+_WORD_TYPECODES = {"OW": "H", "OF": "I", "OL": "I", "OD": "Q", "OV": "Q"}
+
+
+def in_byte_order(dataset: Dataset, little_endian: bool) -> Dataset:
+    """``dataset`` with its OW/OF/OL/OD/OV values in the wanted byte order.
+
+    A data set read in the other byte order (a Big Endian file sent as Little Endian, or
+    the reverse) gives a new Dataset with those values swapped; any other is returned
+    as it is. The caller's data set is never modified.
+    """
+    read_little = dataset.original_encoding[1]
+    if read_little is None or read_little == little_endian:
+        return dataset
+    converted = Dataset()
+    for element in dataset:
+        value = element.value
+        if element.VR == "SQ":
+            value = [in_byte_order(item, little_endian) for item in value]
+        elif element.VR in _WORD_TYPECODES and isinstance(value, bytes):
+            words = array.array(_WORD_TYPECODES[element.VR])
+            words.frombytes(value)  # a partial word raises: the data set is malformed
+            words.byteswap()
+            value = words.tobytes()
+        converted.add(DataElement(element.tag, element.VR, value))
+    return converted
+
+
 def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     """Encode ``dataset`` for sending on a context with ``transfer_syntax``."""
     implicit, little = encoding_of(transfer_syntax)
@@ -37,7 +68,7 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     buffer.is_implicit_VR = implicit
     buffer.is_little_endian = little
     try:
-        write_dataset(buffer, dataset)
+        write_dataset(buffer, in_byte_order(dataset, little))
     except Exception as exc:  # pydicom raises many types for unencodable values
         raise DIMSEError(f"cannot encode data set in {transfer_syntax}: {exc}") from exc
     data = buffer.getvalue()

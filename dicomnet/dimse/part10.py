@@ -71,12 +71,18 @@ def read_part10_header(path: str | os.PathLike[str]) -> Part10File:
         raise DIMSEError(f"{path} is not a DICOM Part-10 file (no DICM prefix)")
     values: dict[int, str] = {}
     offset = _PREAMBLE_LENGTH + 4
-    while offset + _SHORT_HEADER.size <= len(head):
+    while True:
+        # A data set element must follow the meta group; running out first means the
+        # file was cut short (or its meta group is beyond any sane size).
+        if offset + _SHORT_HEADER.size > len(head):
+            raise DIMSEError(f"{path}: file meta information is truncated (no data set)")
         group, element, vr, length = _SHORT_HEADER.unpack_from(head, offset)
         if group != 0x0002:
             break
         value_offset = offset + _SHORT_HEADER.size
         if vr in _LONG_VRS:
+            if value_offset + _LONG_LENGTH.size > len(head):
+                raise DIMSEError(f"{path}: file meta element (0002,{element:04X}) is truncated")
             (length,) = _LONG_LENGTH.unpack_from(head, value_offset)
             value_offset += _LONG_LENGTH.size
         end = value_offset + length

@@ -91,16 +91,19 @@ class SpoolSink:
         self, directory: str | None, sop_class: str, sop_instance: str, transfer_syntax: str
     ) -> None:
         header = file_meta_bytes(sop_class, sop_instance, transfer_syntax)
-        fd, self.path = tempfile.mkstemp(prefix="dicomnet-", suffix=".part", dir=directory)
+        try:
+            fd, self.path = tempfile.mkstemp(prefix="dicomnet-", suffix=".part", dir=directory)
+        except OSError as exc:
+            raise DIMSEError(f"cannot create a spool file for received data: {exc}") from exc
         self._fd: int | None = fd
         self._transfer_syntax = transfer_syntax
         self._offset = len(header)
         self._length = 0
         try:
             self._write(memoryview(header))
-        except OSError:
+        except OSError as exc:
             self.discard()
-            raise
+            raise DIMSEError(f"cannot spool received data to {self.path}: {exc}") from exc
 
     def write(self, fragment: memoryview) -> None:
         try:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dicomnet.sendqueue import SendQueue
+from dicomnet.sendqueue import Buffer, SendQueue
 
 PDATA, RELEASE_RP, ABORT = 0x04, 0x06, 0x07
 
@@ -21,7 +21,7 @@ def pdu_bytes(pdu_type: int, body: bytes) -> bytes:
     return bytes([pdu_type, 0]) + len(body).to_bytes(4, "big") + body
 
 
-def split(data: bytes, *cuts: int) -> list[bytes]:
+def split(data: bytes, *cuts: int) -> list[Buffer]:
     """``data`` cut into buffers at the given offsets (scatter-gather pieces of one PDU)."""
     points = [0, *cuts, len(data)]
     return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
@@ -35,7 +35,7 @@ class RecordingStream:
         self.pulled = 0
         self.closed = False
 
-    def __iter__(self) -> Iterator[list[bytes]]:
+    def __iter__(self) -> Iterator[list[Buffer]]:
         try:
             for pdu in self.pdus:
                 self.pulled += 1
