@@ -336,6 +336,18 @@ class DicomNet(DimseServices):
         """Close now; ``OnClose`` is raised as for any close."""
         self.Close()
 
+    def Dispose(self) -> None:
+        """Close and drop every connection this object owns (LEADTOOLS IDisposable)."""
+        self.Close()
+        for client in list(self._clients):
+            client.Close()
+
+    def __enter__(self) -> DicomNet:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.Dispose()
+
     def _close_now(self) -> None:
         if self._listener is not None:
             self._listener.close()

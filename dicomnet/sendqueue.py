@@ -64,6 +64,8 @@ class SendQueue:
 
     def consume(self, written: int) -> list[tuple[int, int]]:
         """Drop ``written`` bytes from the head; return (type, length) of finished PDUs."""
+        if written > sum(pdu.remaining for pdu in self._ready):
+            raise ValueError(f"consume({written}): more than the buffers handed out by peek")
         finished: list[tuple[int, int]] = []
         while written and self._ready:
             pdu = self._ready[0]
