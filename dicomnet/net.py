@@ -973,7 +973,7 @@ def _is_request(command_field: int) -> bool:
 # Status for a request that cannot be processed (a data set that does not parse, a
 # handler that failed): "cannot understand" where the service defines one, else
 # Processing Failure.
-FAILURE_STATUS = {
+FAILURE_STATUS: dict[int, int] = {
     DicomCommandType.CStore: 0xC000,
     DicomCommandType.CFind: 0xC000,
     DicomCommandType.CGet: 0xC000,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from pydicom import Dataset
 
@@ -762,20 +762,22 @@ def _number(command: dict[str, Any], keyword: str, default: int = 0) -> int:
     return value if isinstance(value, int) else default
 
 
-def _status_of(command: dict[str, Any]) -> DicomCommandStatusType | int:
+def _status_of(command: dict[str, Any]) -> DicomCommandStatusType:
+    """The status as an enum member; a code the enum lacks passes as a plain int (any
+    16-bit status is legal), which compares and formats the same way."""
     code = _number(command, "Status")
     try:
         return DicomCommandStatusType(code)
     except ValueError:
-        return code
+        return cast(DicomCommandStatusType, code)
 
 
-def _priority_of(command: dict[str, Any]) -> DicomCommandPriorityType | int:
+def _priority_of(command: dict[str, Any]) -> DicomCommandPriorityType:
     value = _number(command, "Priority")
     try:
         return DicomCommandPriorityType(value)
     except ValueError:
-        return value
+        return cast(DicomCommandPriorityType, value)
 
 
 def _counts(command: dict[str, Any]) -> tuple[int, int, int, int]:
@@ -785,6 +787,11 @@ def _counts(command: dict[str, Any]) -> tuple[int, int, int, int]:
         _number(command, "NumberOfFailedSuboperations"),
         _number(command, "NumberOfWarningSuboperations"),
     )
+
+
+def _tags(command: dict[str, Any]) -> list[int]:
+    value = command.get("AttributeIdentifierList")
+    return list(value) if isinstance(value, list) else []
 
 
 def _target(command: dict[str, Any]) -> tuple[str, str]:
@@ -847,7 +854,7 @@ _HANDLERS: dict[int, Handler] = {
         _number(m.command, "EventTypeID"), d),
     DicomCommandType.NGet: lambda n, m, d: n.OnReceiveNGetRequest(
         m.context_id, _mid(m.command), *_target(m.command),
-        list(m.command.get("AttributeIdentifierList") or [])),
+        _tags(m.command)),
     DicomCommandType.NGet | _R: lambda n, m, d: n.OnReceiveNGetResponse(
         m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command), d),
     DicomCommandType.NSet: lambda n, m, d: n.OnReceiveNSetRequest(
