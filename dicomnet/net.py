@@ -70,7 +70,7 @@ from .loop import ConnectAttempt, ListenerChannel, StreamChannel
 from .operations import OutstandingOperations
 from .pdu import AssociateRJ
 from .security import PlainLayer, SecurityLayer
-from .services import DataSetArgument, DimseServices, dispatch
+from .services import REQUEST_CALLBACKS, DataSetArgument, DimseServices, dispatch
 from .timeouts import Timeouts
 
 log = logging.getLogger("dicomnet.net")
@@ -827,18 +827,34 @@ class DicomNet(DimseServices):
 
     def _dispatch_message(self, message: Message) -> None:
         """Check, decode and hand one received message to its callbacks."""
-        command = message.command
         try:
-            check_required(command)
+            check_required(message.command)
         except DIMSEError as exc:
             self._discard_data(message)
             self._abort_for(str(exc))
             return
         field = message.command_field
-        if field & RESPONSE_BIT and not self._match_response(message):
+        if not field & RESPONSE_BIT:
+            self._deliver(message)
+            return
+        final = status_category(message.status or 0) is not StatusCategory.PENDING
+        if not self._operations.responded(message.message_id_being_responded_to or 0, final):
+            log.warning(
+                "dropping %s for message ID %s: no such request is outstanding",
+                message_name(field), message.message_id_being_responded_to,
+            )
             self._discard_data(message)
             return
-        if _is_request(field) and not self._operations.may_perform(message.message_id or 0):
+        try:
+            self._deliver(message)
+        finally:
+            if final:  # after the callbacks, so a waiter sees their effects
+                self._record(response=message)
+
+    def _deliver(self, message: Message) -> None:
+        field = message.command_field
+        is_request = _is_request(field)
+        if is_request and not self._operations.may_perform(message.message_id or 0):
             self._refuse_over_window(message)
             return
         if field == DicomCommandType.CStore and not self._may_receive_store(message):
@@ -848,15 +864,13 @@ class DicomNet(DimseServices):
         except DIMSEError as exc:
             self._refuse_unreadable(message, str(exc))
             return
+        message.dataset = data_set
         try:
-            if self._wants("OnReceiveData"):
-                self.OnReceiveData(message.context_id, command_to_dataset(command), data_set)
-            if not dispatch(self, message, data_set):
-                self.OnReceiveUnknown(message.context_id, command_to_dataset(command), data_set)
+            self._call_callbacks(message, data_set)
         except Exception as exc:
             # A failing handler must not leave the peer waiting for ever.
             log.exception("%s handler raised", message_name(field))
-            if _is_request(field) and self._operations.is_performing(message.message_id or 0):
+            if is_request and self._operations.is_performing(message.message_id or 0):
                 status = FAILURE_STATUS.get(field, DicomCommandStatusType.ProcessingFailure)
                 self._refuse(message, status, f"{type(exc).__name__}: {exc}")
         finally:
@@ -864,19 +878,21 @@ class DicomNet(DimseServices):
             if data_set is None:
                 self._discard_data(message)
 
-    def _match_response(self, message: Message) -> bool:
-        """Match a response to our outstanding request; unmatched ones are dropped."""
-        message_id = message.message_id_being_responded_to or 0
-        final = status_category(message.status or 0) is not StatusCategory.PENDING
-        if not self._operations.responded(message_id, final):
-            log.warning(
-                "dropping %s for message ID %d: no such request is outstanding",
-                message_name(message.command_field), message_id,
-            )
-            return False
-        if final:
-            self._record(response=message)
-        return True
+    def _call_callbacks(self, message: Message, data_set: Dataset | None) -> None:
+        """OnReceiveData, then the typed callback (or OnReceiveUnknown). A request that
+        nothing handles is refused with Unrecognized Operation, so the peer never waits
+        for an answer no code will give."""
+        command = message.command
+        handled = self._wants("OnReceiveData")
+        if handled:
+            self.OnReceiveData(message.context_id, command_to_dataset(command), data_set)
+        name = REQUEST_CALLBACKS.get(message.command_field, "OnReceiveUnknown")
+        handled = handled or self._wants(name)
+        if not dispatch(self, message, data_set):
+            self.OnReceiveUnknown(message.context_id, command_to_dataset(command), data_set)
+        if not handled and _is_request(message.command_field):
+            self._refuse(message, DicomCommandStatusType.UnrecognizedOperation,
+                         f"no handler for {message_name(message.command_field)}")
 
     def _may_receive_store(self, message: Message) -> bool:
         """A requestor takes C-STORE-RQ (C-GET sub-operations) only where it negotiated

@@ -878,6 +878,22 @@ _HANDLERS: dict[int, Handler] = {
 }
 
 
+# The callback that handles each request; a request none of them handles is refused.
+REQUEST_CALLBACKS: dict[int, str] = {
+    DicomCommandType.CEcho: "OnReceiveCEchoRequest",
+    DicomCommandType.CStore: "OnReceiveCStoreRequest",
+    DicomCommandType.CFind: "OnReceiveCFindRequest",
+    DicomCommandType.CGet: "OnReceiveCGetRequest",
+    DicomCommandType.CMove: "OnReceiveCMoveRequest",
+    DicomCommandType.NReport: "OnReceiveNReportRequest",
+    DicomCommandType.NGet: "OnReceiveNGetRequest",
+    DicomCommandType.NSet: "OnReceiveNSetRequest",
+    DicomCommandType.NAction: "OnReceiveNActionRequest",
+    DicomCommandType.NCreate: "OnReceiveNCreateRequest",
+    DicomCommandType.NDelete: "OnReceiveNDeleteRequest",
+}
+
+
 def dispatch(net: DimseServices, message: Message, data_set: Dataset | None) -> bool:
     """Call the typed callback of ``message``; False when its command field is unknown
     (the caller then raises ``OnReceiveUnknown``)."""

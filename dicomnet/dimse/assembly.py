@@ -72,6 +72,7 @@ class Message:
     context_id: int
     command: dict[str, object]
     data: object | None  # what the sink's close() returned; None without a data set
+    dataset: object | None = None  # the parsed data set, once the receiver decoded it
 
     @property
     def command_field(self) -> int:
