@@ -859,6 +859,9 @@ class DicomNet(DimseServices):
             return
         if field == DicomCommandType.CStore and not self._may_receive_store(message):
             return
+        if message.error is not None:
+            self._refuse_unstorable(message)
+            return
         try:
             data_set = self._received_data_set(message)
         except DIMSEError as exc:
@@ -932,6 +935,18 @@ class DicomNet(DimseServices):
         )
         self._refuse(message, status, reason)
 
+    def _refuse_unstorable(self, message: Message) -> None:
+        """The data set could not be kept (disk full, unwritable temp folder): refuse the
+        request with Out of Resources (PS3.4 B.2.3) or Processing Failure."""
+        reason = f"cannot keep the data set: {message.error}"
+        log.warning("%s %s: %s", message_name(message.command_field), message.message_id,
+                    reason)
+        if _is_request(message.command_field):
+            status = OUT_OF_RESOURCES_STATUS.get(
+                message.command_field, DicomCommandStatusType.ProcessingFailure
+            )
+            self._refuse(message, status, reason)
+
     def _refuse_over_window(self, message: Message) -> None:
         """The peer exceeded the asynchronous operations window: refuse the request with
         Resource Limitation (PS3.7 C.5) and keep the association."""
@@ -979,6 +994,12 @@ class DicomNet(DimseServices):
                 context.transfer_syntax,
             )
         return BytesSink()
+
+
+# Status for a request whose data set could not be kept.
+OUT_OF_RESOURCES_STATUS: dict[int, int] = {
+    DicomCommandType.CStore: DicomCommandStatusType.RefusedOutOfResources,
+}
 
 
 def _is_request(command_field: int) -> bool:

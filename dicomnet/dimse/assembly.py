@@ -73,6 +73,7 @@ class Message:
     command: dict[str, object]
     data: object | None  # what the sink's close() returned; None without a data set
     dataset: object | None = None  # the parsed data set, once the receiver decoded it
+    error: str | None = None  # why the data set could not be kept (disk full, ...)
 
     @property
     def command_field(self) -> int:
@@ -125,6 +126,24 @@ class Message:
 
 def _default_sink(context_id: int, command: dict[str, object]) -> DataSink:
     return BytesSink()
+
+
+class _FailedSink:
+    """Stands in for a sink that could not be created or written: the rest of the data
+    set is read and dropped, so the message stays framed and can be refused with a
+    status instead of aborting the association."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def write(self, fragment: memoryview) -> None:
+        pass
+
+    def close(self) -> None:
+        return None
+
+    def discard(self) -> None:
+        pass
 
 
 class MessageAssembler:
@@ -185,9 +204,9 @@ class MessageAssembler:
             return Message(context_id, command, None)
         try:
             self._sink = self._sink_factory(context_id, command)
-        except Exception:
-            self._reset()  # no sink, no message: the next PDV starts afresh
-            raise
+        except (DIMSEError, OSError) as exc:
+            logger.warning("cannot store the incoming data set: %s", exc)
+            self._sink = _FailedSink(str(exc))
         self._command = command
         return None
 
@@ -205,10 +224,17 @@ class MessageAssembler:
     def _feed_data(self, fragment: memoryview, is_last: bool) -> Message | None:
         if self._sink is None or self._command is None or self._context_id is None:
             self._fail(self._stray_data_reason())
-        self._sink.write(fragment)
+        try:
+            self._sink.write(fragment)
+        except (DIMSEError, OSError) as exc:
+            logger.warning("cannot store the incoming data set: %s", exc)
+            self._sink.discard()
+            self._sink = _FailedSink(str(exc))
         if not is_last:
             return None
-        message = Message(self._context_id, self._command, self._sink.close())
+        sink = self._sink
+        error = sink.reason if isinstance(sink, _FailedSink) else None
+        message = Message(self._context_id, self._command, sink.close(), error=error)
         self._reset()
         return message
 

@@ -367,15 +367,46 @@ def test_discard_on_abort() -> None:
     assembler.discard()  # nothing in progress: harmless
 
 
-def test_failing_sink_factory_leaves_the_assembler_clean() -> None:
+def test_failing_sink_factory_gives_a_framed_message_with_its_error() -> None:
     def factory(context_id: int, command: dict[str, object]) -> BytesSink:
         raise OSError("no space left for the spool file")
 
     assembler = MessageAssembler(factory)
-    with pytest.raises(OSError):
-        assembler.feed(1, 0x03, memoryview(STORE_RQ))
+    assert assembler.feed(1, 0x03, memoryview(STORE_RQ)) is None
+    assert assembler.feed(1, 0x00, memoryview(b"ab" * 8)) is None
+    message = assembler.feed(1, 0x02, memoryview(b"cd" * 8))
+    assert message is not None and message.data is None
+    assert message.error is not None and "no space left" in message.error
     assert not assembler.in_progress
     assert assembler.feed(1, 0x03, memoryview(ECHO_RQ)) is not None
+
+
+class _SinkThatFillsUp(BytesSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.discarded = False
+
+    def write(self, fragment: memoryview) -> None:
+        raise OSError(28, "No space left on device")
+
+    def discard(self) -> None:
+        self.discarded = True
+
+
+def test_sink_write_failure_drops_the_rest_and_reports_it() -> None:
+    sinks: list[_SinkThatFillsUp] = []
+
+    def factory(context_id: int, command: dict[str, object]) -> BytesSink:
+        sinks.append(_SinkThatFillsUp())
+        return sinks[-1]
+
+    assembler = MessageAssembler(factory)
+    assembler.feed(1, 0x03, memoryview(STORE_RQ))
+    assert assembler.feed(1, 0x00, memoryview(b"ab" * 8)) is None
+    message = assembler.feed(1, 0x02, memoryview(b"cd" * 8))
+    assert message is not None and message.data is None
+    assert message.error is not None and "No space left" in message.error
+    assert sinks[0].discarded
 
 
 def test_command_set_size_is_bounded() -> None:
