@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """The dicomnet demo (``./dev demo``): DICOM peers talking on 127.0.0.1, told step by step.
 
-Starts samples/echoscp.py (a Verification SCP, PS3.4 annex A) in the background on a
-free loopback port, sends it C-ECHO requests (PS3.7 9.1.5) with samples/echoscu.py and,
-when DCMTK is installed, with DCMTK's echoscu, and says in plain words what happened.
-The SCP is always stopped at the end. Exit status 0 when every step worked, 1 otherwise.
+Starts samples/storescp.py (a Storage and Verification SCP, PS3.4 annexes A and B) in
+the background on a free loopback port, checks it with C-ECHO (samples/echoscu.py and,
+when DCMTK is installed, DCMTK's echoscu), stores a few generated CT images with
+samples/storescu.py (and DCMTK's storescu), checks the files that arrived, and says in
+plain words what happened. The SCP is always stopped at the end. Exit status 0 when
+every step worked, 1 otherwise.
 
 The demo is a list of ``Step`` objects run in order; a later service (storage, query)
 is added by appending steps that use ``Demo.start_server`` and ``Demo.run``.
@@ -197,28 +199,38 @@ def find_dcmtk(program: str) -> str | None:
 # -- the steps ------------------------------------------------------------------------------
 
 
-def start_echo_server(demo: Demo) -> Outcome:
+def make_images(demo: Demo) -> Outcome:
+    images = demo.workdir / "images"
+    images.mkdir()
+    written = [write_ct_image(images / f"ct{index}.dcm", index, transfer_syntax)
+               for index, transfer_syntax in enumerate(DEMO_TRANSFER_SYNTAXES, 1)]
+    say("\n".join(f"{path.name}: {uid}" for path, uid in written))
+    return Outcome(True, f"{len(written)} CT images (256x256, 16 bit) in {images.name}/")
+
+
+def start_storage_server(demo: Demo) -> Outcome:
+    received = demo.workdir / "received"
+    received.mkdir()
     try:
-        server = demo.start_server("echoscp", "-v", "--bind", LOOPBACK)
+        server = demo.start_server("storescp", "-v", "--bind", LOOPBACK, "-od", str(received))
     except RuntimeError as exc:
-        show_output(demo.servers["echoscp"].log())
+        show_output(demo.servers["storescp"].log())
         return Outcome(False, f"the SCP did not start: {exc}")
     return Outcome(True, f"the SCP listens on {LOOPBACK} port {server.port}")
 
 
 def echo_with_dicomnet(demo: Demo) -> Outcome:
-    port = demo.servers["echoscp"].port
+    port = demo.servers["storescp"].port
     if demo.run_sample("echoscu", "-v", "-r", str(demo.repeat), LOOPBACK, str(port)):
         return Outcome(True, f"all {demo.repeat} C-ECHO requests were answered with Success")
     return Outcome(False, "dicomnet's echoscu did not get every C-ECHO answered")
 
 
 def echo_with_dcmtk(demo: Demo) -> Outcome:
-    program = find_dcmtk("echoscu") if demo.use_dcmtk else None
+    program = dcmtk_program(demo, "echoscu")
     if program is None:
-        reason = "not asked for" if not demo.use_dcmtk else "DCMTK is not installed"
-        return Outcome(True, reason, skipped=True)
-    port = demo.servers["echoscp"].port
+        return dcmtk_skipped(demo)
+    port = demo.servers["storescp"].port
     if demo.run([program, "-v", "-aec", "ANY-SCP", LOOPBACK, str(port)], sample_env()):
         return Outcome(
             True, "DCMTK's echoscu got its C-ECHO answered: the two implementations agree"
@@ -226,21 +238,103 @@ def echo_with_dcmtk(demo: Demo) -> Outcome:
     return Outcome(False, "DCMTK's echoscu failed against the dicomnet SCP")
 
 
-def stop_echo_server(demo: Demo) -> Outcome:
-    server = demo.servers["echoscp"]
+def store_with_dicomnet(demo: Demo) -> Outcome:
+    port = demo.servers["storescp"].port
+    images = demo.workdir / "images"
+    if not demo.run_sample("storescu", "-v", LOOPBACK, str(port), str(images)):
+        return Outcome(False, "dicomnet's storescu did not store every image")
+    return check_received(demo, "dicomnet's storescu")
+
+
+def store_with_dcmtk(demo: Demo) -> Outcome:
+    program = dcmtk_program(demo, "storescu")
+    if program is None:
+        return dcmtk_skipped(demo)
+    port = demo.servers["storescp"].port
+    images = sorted(str(path) for path in (demo.workdir / "images").iterdir())
+    if not demo.run([program, "-v", "-aec", "ANY-SCP", LOOPBACK, str(port), *images]):
+        return Outcome(False, "DCMTK's storescu failed against the dicomnet SCP")
+    return check_received(demo, "DCMTK's storescu")
+
+
+def check_received(demo: Demo, sender: str) -> Outcome:
+    """Every sent image is on the SCP's disk with the same pixel data."""
+    from pydicom import dcmread
+
+    received = {path.name.split(".", 1)[1]: path
+                for path in (demo.workdir / "received").iterdir() if path.is_file()}
+    for sent in sorted((demo.workdir / "images").iterdir()):
+        original = dcmread(sent)
+        path = received.get(original.SOPInstanceUID)
+        if path is None:
+            return Outcome(False, f"{sent.name} did not arrive")
+        if dcmread(path).PixelData != original.PixelData:
+            return Outcome(False, f"{sent.name} arrived with different pixel data")
+    return Outcome(True, f"{sender}: every image arrived, pixel data identical")
+
+
+def stop_storage_server(demo: Demo) -> Outcome:
+    server = demo.servers["storescp"]
     server.stop()
     show_output(server.log())
-    answered = server.log().count("sent C-ECHO-RSP")
     if server.process.returncode not in (0, -15):
         return Outcome(False, f"the SCP ended with status {server.process.returncode}")
-    return Outcome(True, f"the SCP answered {answered} C-ECHO requests and stopped cleanly")
+    stored = sum(1 for path in (demo.workdir / "received").iterdir() if path.is_file())
+    return Outcome(True, f"the SCP holds {stored} instances and stopped cleanly")
+
+
+def dcmtk_program(demo: Demo, name: str) -> str | None:
+    return find_dcmtk(name) if demo.use_dcmtk else None
+
+
+def dcmtk_skipped(demo: Demo) -> Outcome:
+    reason = "not asked for" if not demo.use_dcmtk else "DCMTK is not installed"
+    return Outcome(True, reason, skipped=True)
+
+
+DEMO_TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+
+
+def write_ct_image(path: Path, index: int, transfer_syntax: str) -> tuple[Path, str]:
+    """A small synthetic CT image, saved as a Part-10 file."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import generate_uid
+
+    ct_image_storage = "1.2.840.10008.5.1.4.1.1.2"
+    dataset = Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = transfer_syntax
+    dataset.file_meta.MediaStorageSOPClassUID = ct_image_storage
+    dataset.SOPClassUID = ct_image_storage
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    dataset.PatientName = "DEMO^PATIENT"
+    dataset.PatientID = "DEMO-1"
+    dataset.StudyInstanceUID = dataset.SeriesInstanceUID = generate_uid()
+    dataset.Modality = "CT"
+    dataset.InstanceNumber = index
+    dataset.Rows = dataset.Columns = 256
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.BitsAllocated = dataset.BitsStored = 16
+    dataset.HighBit = 15
+    dataset.PixelRepresentation = 0
+    dataset.PixelData = os.urandom(256 * 256 * 2)
+    dataset.save_as(path, enforce_file_format=True)
+    return path, dataset.SOPInstanceUID
 
 
 STEPS = [
     Step(
-        "Start the Verification SCP (samples/echoscp.py)",
-        "A DicomNet listener that accepts any calling AE and answers C-ECHO with Success.",
-        start_echo_server,
+        "Make some images",
+        "Synthetic CT images written as DICOM Part-10 files with pydicom.",
+        make_images,
+        required=True,
+    ),
+    Step(
+        "Start the storage SCP (samples/storescp.py)",
+        "A DicomNet listener that accepts every storage SOP class and Verification, "
+        "writing each received instance atomically into received/.",
+        start_storage_server,
         required=True,
     ),
     Step(
@@ -254,9 +348,19 @@ STEPS = [
         echo_with_dcmtk,
     ),
     Step(
+        "C-STORE from dicomnet's SCU (samples/storescu.py)",
+        "Propose the contexts the files need, send each file's data set as it is on disk.",
+        store_with_dicomnet,
+    ),
+    Step(
+        "C-STORE from DCMTK's storescu",
+        "The same images again, from DCMTK.",
+        store_with_dcmtk,
+    ),
+    Step(
         "Stop the SCP and read its log",
         "What the server saw, from its side of each association.",
-        stop_echo_server,
+        stop_storage_server,
     ),
 ]
 

@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""Retrieve SCU: sends one C-GET to PEER PORT and stores the instances it receives
+(options as DCMTK's getscu; PS3.4 C.4.3 Query/Retrieve GET).
+
+The C-STORE sub-operations come back on the same association, so every storage SOP class
+to receive is proposed with SCP/SCU role selection, the requestor taking the SCP role
+(PS3.7 D.3.3.4). A default set of common storage classes is proposed; ``--sop-class``
+adds more (128 presentation contexts at most, one of them the C-GET one). Received files
+are written to -od as ``<modality>.<SOP instance UID>``, as DCMTK names them.
+``--cancel-after N`` sends C-CANCEL after N sub-operations.
+
+Exit status 0 only when every sub-operation succeeded (or the retrieve was cancelled as
+asked without failures), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    add_common_options,
+    fail,
+    keep_received_file,
+    setup_logging,
+    timeouts_from,
+)
+from pydicom import Dataset  # noqa: E402
+from pydicom import uid as known  # noqa: E402
+from qrcommon import (  # noqa: E402
+    DEFAULT_LEVEL,
+    GET_MODELS,
+    QUERY_TRANSFER_SYNTAXES,
+    accepted_context_id,
+    add_model_options,
+    build_identifier,
+    build_request,
+    counts_of,
+    failed_instances,
+    format_progress,
+    open_association,
+    release,
+    wait_final_response,
+)
+
+from dicomnet import (  # noqa: E402
+    DicomCommandPriorityType,
+    DicomCommandStatusType,
+    DicomCommandType,
+    DicomException,
+    DicomNet,
+    Timeouts,
+)
+from dicomnet.associate import MAX_PRESENTATION_CONTEXTS  # noqa: E402
+from dicomnet.dimse.status import status_description  # noqa: E402
+
+log = logging.getLogger("samples.getscu")
+
+# Proposed unless --sop-class adds more: the common image, RT, SR and document classes.
+DEFAULT_STORAGE_SOP_CLASSES = (
+    known.CTImageStorage,
+    known.EnhancedCTImageStorage,
+    known.MRImageStorage,
+    known.EnhancedMRImageStorage,
+    known.EnhancedMRColorImageStorage,
+    known.MRSpectroscopyStorage,
+    known.ComputedRadiographyImageStorage,
+    known.DigitalXRayImageStorageForPresentation,
+    known.DigitalXRayImageStorageForProcessing,
+    known.DigitalMammographyXRayImageStorageForPresentation,
+    known.DigitalMammographyXRayImageStorageForProcessing,
+    known.BreastTomosynthesisImageStorage,
+    known.UltrasoundImageStorage,
+    known.UltrasoundMultiFrameImageStorage,
+    known.EnhancedUSVolumeStorage,
+    known.SecondaryCaptureImageStorage,
+    known.MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
+    known.MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
+    known.MultiFrameTrueColorSecondaryCaptureImageStorage,
+    known.NuclearMedicineImageStorage,
+    known.PositronEmissionTomographyImageStorage,
+    known.EnhancedPETImageStorage,
+    known.RTImageStorage,
+    known.RTDoseStorage,
+    known.RTStructureSetStorage,
+    known.RTPlanStorage,
+    known.RTIonPlanStorage,
+    known.RTBeamsTreatmentRecordStorage,
+    known.XRayAngiographicImageStorage,
+    known.EnhancedXAImageStorage,
+    known.XRayRadiofluoroscopicImageStorage,
+    known.VLPhotographicImageStorage,
+    known.VLEndoscopicImageStorage,
+    known.VLWholeSlideMicroscopyImageStorage,
+    known.OphthalmicPhotography8BitImageStorage,
+    known.BasicTextSRStorage,
+    known.EnhancedSRStorage,
+    known.ComprehensiveSRStorage,
+    known.KeyObjectSelectionDocumentStorage,
+    known.EncapsulatedPDFStorage,
+    known.GrayscaleSoftcopyPresentationStateStorage,
+    known.SegmentationStorage,
+    known.RawDataStorage,
+    known.SpatialRegistrationStorage,
+    known.TwelveLeadECGWaveformStorage,
+)
+
+
+class GetSCU(DicomNet):
+    """Stores C-GET sub-operations into ``output_dir`` and reports progress."""
+
+    def __init__(self, output_dir: Path, cancel_after: int | None, timeouts: Timeouts) -> None:
+        # Spool into the output directory itself, so keeping a file is an atomic rename.
+        super().__init__(str(output_dir), timeouts=timeouts)
+        self.parse_received_data = False
+        self.output_dir = output_dir
+        self.cancel_after = cancel_after
+        self.retrieve: tuple[int, int] | None = None  # (presentation ID, message ID)
+        self.sub_operations = 0
+        self.responses = 0
+        self.cancel_sent = False
+
+    def OnReceiveCStoreRequest(
+        self,
+        presentation_id: int,
+        message_id: int,
+        affected_class: str,
+        instance: str,
+        priority: DicomCommandPriorityType,
+        move_ae: str,
+        move_message_id: int,
+        data_set: Dataset | None,
+    ) -> None:
+        status = self._keep(affected_class, instance)
+        self.SendCStoreResponse(presentation_id, message_id, affected_class, instance, status)
+        self.sub_operations += 1
+        if (
+            self.cancel_after is not None
+            and self.sub_operations >= self.cancel_after
+            and not self.cancel_sent
+            and self.retrieve is not None
+        ):
+            self.cancel_sent = True
+            self.SendCCancelRequest(*self.retrieve)
+
+    def _keep(self, sop_class: str, instance: str) -> DicomCommandStatusType:
+        received = self.received_file
+        if received is None:
+            return DicomCommandStatusType.ProcessingFailure
+        try:
+            path = keep_received_file(received, self.output_dir, sop_class, instance)
+        except OSError as exc:
+            log.error("cannot keep %s: %s", instance, exc)
+            return DicomCommandStatusType.RefusedOutOfResources
+        log.info("stored %s", path)
+        return DicomCommandStatusType.Success
+
+    def OnReceiveCGetResponse(
+        self,
+        presentation_id: int,
+        message_id: int,
+        affected_class: str,
+        status: DicomCommandStatusType,
+        remaining: int,
+        completed: int,
+        failed: int,
+        warning: int,
+        data_set: Dataset | None,
+    ) -> None:
+        self.responses += 1
+        if status == DicomCommandStatusType.Pending:
+            print(
+                f"getscu: pending: {format_progress(remaining, completed, failed, warning)}",
+                flush=True,
+            )
+        elif failed_instances(data_set):
+            print("getscu: failed instances:", *failed_instances(data_set), flush=True)
+
+
+def storage_classes(extra: list[str]) -> list[str]:
+    return list(dict.fromkeys([*DEFAULT_STORAGE_SOP_CLASSES, *extra]))
+
+
+def get(args: argparse.Namespace, net: GetSCU) -> int:
+    sop_class = GET_MODELS[args.model]
+    storage = storage_classes(args.sop_classes)
+    if len(storage) + 1 > MAX_PRESENTATION_CONTEXTS:
+        return fail(
+            "getscu",
+            f"{len(storage)} storage SOP classes do not fit in "
+            f"{MAX_PRESENTATION_CONTEXTS - 1} presentation contexts",
+        )
+    contexts = [
+        (sop_class, QUERY_TRANSFER_SYNTAXES),
+        *((storage_class, QUERY_TRANSFER_SYNTAXES) for storage_class in storage),
+    ]
+    request = build_request(args.aet, args.aec, args.pdu, contexts, scp_role_for=storage)
+    accepted = open_association(net, args.peer, args.port, request)
+    presentation_id = accepted_context_id(accepted, sop_class)
+    if presentation_id is None:
+        net.SendAbort()
+        return fail("getscu", f"the peer did not accept the C-GET SOP class {sop_class}")
+    identifier = build_identifier(args.keys, DEFAULT_LEVEL[args.model])
+    message_id = net.next_message_id()
+    net.retrieve = (presentation_id, message_id)
+    net.SendCGetRequest(
+        presentation_id, message_id, sop_class, DicomCommandPriorityType.Medium, identifier
+    )
+    final = wait_final_response(
+        net, message_id, args.timeout, lambda: net.sub_operations + net.responses
+    )
+    release(net)
+    status = final.status or 0
+    _, completed, failed, warning = counts_of(final)
+    print(
+        f"getscu: final status 0x{status:04X} "
+        f"({status_description(status, DicomCommandType.CGet)}): "
+        f"{format_progress(-1, completed, failed, warning)}; "
+        f"{net.sub_operations} instance(s) received into {args.output_directory}"
+    )
+    cancelled_as_asked = status == DicomCommandStatusType.Cancel and net.cancel_sent
+    if (
+        (status == DicomCommandStatusType.Success or cancelled_as_asked)
+        and failed <= 0
+        and warning <= 0
+    ):
+        return 0
+    return fail(
+        "getscu",
+        f"C-GET ended with status 0x{status:04X}, {failed} failed, "
+        f"{warning} warning sub-operation(s)",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="getscu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_options(parser, scu=True)
+    parser.set_defaults(aet="GETSCU")
+    add_model_options(parser)
+    parser.add_argument(
+        "-od",
+        "--output-directory",
+        type=Path,
+        default=Path("."),
+        help="where received instances are written (default: .)",
+    )
+    parser.add_argument(
+        "--sop-class",
+        dest="sop_classes",
+        action="append",
+        default=[],
+        metavar="UID",
+        help="also propose this storage SOP class",
+    )
+    parser.add_argument(
+        "--cancel-after", type=int, metavar="N", help="send C-CANCEL after N sub-operations"
+    )
+    parser.add_argument("peer")
+    parser.add_argument("port", type=int)
+    args = parser.parse_args(argv)
+    setup_logging(args)
+    if not args.output_directory.is_dir():
+        return fail("getscu", f"output directory {args.output_directory} does not exist")
+
+    DicomNet.Startup()
+    net = GetSCU(args.output_directory, args.cancel_after, timeouts_from(args))
+    try:
+        return get(args, net)
+    except DicomException as exc:
+        return fail("getscu", str(exc))
+    finally:
+        net.Close()
+        DicomNet.Shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
