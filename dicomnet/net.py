@@ -4,7 +4,8 @@ One ``DicomNet`` is one TCP connection or one listener, as in LEADTOOLS. Applica
 subclass it and override ``On*`` callbacks, or subscribe to the blinker signal of the same
 name (``dicomnet.signals``); every default ``On*`` sends that signal. ``Send*`` methods
 may be called from any thread; callbacks run on the loop thread, in order per connection,
-and must not block (use ``run_in_background`` for slow work, then ``Send*`` the answer).
+and must not block (use ``DicomNet.run_in_background`` for slow work, then ``Send*`` the
+answer; a sending thread is held back while too many messages wait to be sent).
 
 Dispatch order for each received message, as LEADTOOLS documents it: ``OnReceive`` (raw
 PDU), ``OnReceiveData`` (command set and data set), then the typed ``OnReceiveXxx``.
@@ -24,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import Any
 
 from pydicom import Dataset
@@ -110,6 +112,12 @@ class DicomNet(DimseServices):
         runtime.shutdown()
 
     @staticmethod
+    def run_in_background(function: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run slow work off the loop thread (a callback must not block); the work may
+        then ``Send*`` its answer, which is safe from any thread."""
+        return runtime.run_in_background(function, *args)
+
+    @staticmethod
     def pump(timeout: float | None = 0.0) -> None:
         """Manual mode: run one loop iteration, waiting at most ``timeout`` for I/O."""
         runtime.pump(timeout)
@@ -151,6 +159,8 @@ class DicomNet(DimseServices):
         self._abort_info: tuple[int, int] | None = None
         self._responses: dict[int, Message] = {}
         self._operations = OutstandingOperations()
+        self._throttled = 0  # threads blocked in _throttle
+        self._report_sends = False
         self._received_file: str | None = None
         # Received C-STORE data: parse into a Dataset for OnReceiveCStoreRequest (True),
         # or pass None and leave the Part-10 spool file at ``received_file`` (False).
@@ -652,6 +662,25 @@ class DicomNet(DimseServices):
             self._drain()
 
         runtime.run_on_loop(run)
+        self._throttle()
+
+    def _throttle(self) -> None:
+        """Backpressure for senders on other threads: block while more than
+        ``SEND_BACKLOG_HIGH`` messages wait to be sent, until the backlog drains to
+        ``SEND_BACKLOG_LOW`` (a C-FIND worker cannot queue a million matches)."""
+        engine = self._engine
+        if engine is None or not runtime.is_threaded() or runtime.on_loop_thread():
+            return
+        queue = engine.send_queue
+        if queue.backlog <= SEND_BACKLOG_HIGH:
+            return
+        with self._cond:
+            self._throttled += 1
+            try:
+                while queue.backlog > SEND_BACKLOG_LOW and not engine.is_closed:
+                    self._cond.wait(1.0)
+            finally:
+                self._throttled -= 1
 
     def _wants(self, name: str) -> bool:
         """True when callback ``name`` is overridden or its signal has subscribers."""
@@ -669,6 +698,7 @@ class DicomNet(DimseServices):
             report_pdus=self._wants("OnReceive"),
             name=f"{'requestor' if is_requestor else 'acceptor'} {self._peer[0]}:{self._peer[1]}",
         )
+        self._report_sends = self._wants("OnSend")
         layer = self._make_security_layer()
         self._channel = StreamChannel(
             loop,
@@ -676,7 +706,7 @@ class DicomNet(DimseServices):
             layer,
             self._engine,
             self._drain,
-            on_sent=self._on_sent if self._wants("OnSend") else None,
+            on_sent=self._on_sent,
             on_secure=self._on_secure if self._security_mode is not DicomNetSecurityMode.None_
             else None,
         )
@@ -709,8 +739,15 @@ class DicomNet(DimseServices):
         self.OnSecureLinkReady(_OK if error is None else DicomExceptionCode.NetSecurityBreach)
 
     def _on_sent(self, finished: list[tuple[int, int]]) -> None:
-        for pdu_type, length in finished:
-            self.OnSend(_OK, _as_enum(DicomPduType, pdu_type), length)
+        engine = self._engine
+        if self._throttled and engine is not None and (
+            engine.send_queue.backlog <= SEND_BACKLOG_LOW
+        ):
+            with self._cond:
+                self._cond.notify_all()
+        if self._report_sends:
+            for pdu_type, length in finished:
+                self.OnSend(_OK, _as_enum(DicomPduType, pdu_type), length)
 
     def _record(self, **changes: Any) -> None:
         """Update the outcome record under the lock and wake blocked waiters."""
@@ -995,6 +1032,11 @@ class DicomNet(DimseServices):
             )
         return BytesSink()
 
+
+# Backpressure for Send* from other threads: queued messages that make a sender wait,
+# and the level at which it resumes.
+SEND_BACKLOG_HIGH = 64
+SEND_BACKLOG_LOW = 16
 
 # Status for a request whose data set could not be kept.
 OUT_OF_RESOURCES_STATUS: dict[int, int] = {

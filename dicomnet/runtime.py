@@ -11,10 +11,11 @@ for the result, so errors are raised in the caller's thread as LEADTOOLS does.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from .errors import DicomException, DicomExceptionCode
 from .loop import EventLoop
@@ -25,6 +26,8 @@ _lock = threading.Lock()
 _users = 0
 _loop: EventLoop | None = None
 _thread: threading.Thread | None = None
+_workers: ThreadPoolExecutor | None = None
+log = logging.getLogger("dicomnet.runtime")
 
 
 def startup(threaded: bool = True) -> None:
@@ -40,19 +43,38 @@ def startup(threaded: bool = True) -> None:
 
 
 def shutdown() -> None:
-    global _users, _loop, _thread
+    global _users, _loop, _thread, _workers
     with _lock:
         if _users == 0:
             return
         _users -= 1
         if _users or _loop is None:
             return
-        loop, thread = _loop, _thread
-        _loop, _thread = None, None
+        loop, thread, workers = _loop, _thread, _workers
+        _loop, _thread, _workers = None, None, None
     if thread is not None:
         loop.stop()
         thread.join(timeout=10)
     loop.close()
+    if workers is not None:
+        workers.shutdown(wait=False, cancel_futures=True)
+
+
+def run_in_background(function: Callable[..., T], *args: Any) -> Future[T]:
+    """Run slow work (a database query, a sub-association) on a worker thread, off the
+    loop; an exception it raises is logged as well as kept in the returned future."""
+    global _workers
+    with _lock:
+        if _workers is None:
+            _workers = ThreadPoolExecutor(thread_name_prefix="dicomnet-worker")
+        future = _workers.submit(function, *args)
+    future.add_done_callback(_log_failure)
+    return future
+
+
+def _log_failure(future: Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("background work failed", exc_info=future.exception())
 
 
 def get_loop() -> EventLoop:

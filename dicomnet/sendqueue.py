@@ -96,6 +96,11 @@ class SendQueue:
             self._queued_bytes -= dropped.length
 
     @property
+    def backlog(self) -> int:
+        """Messages and PDUs queued whose sending has not started yet."""
+        return len(self._items)
+
+    @property
     def buffered_bytes(self) -> int:
         """Bytes of materialised PDUs not yet written (streams count only once produced)."""
         return self._queued_bytes
