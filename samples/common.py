@@ -10,7 +10,9 @@ import argparse
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +26,7 @@ from dicomnet import (
     DicomAssociateRejectResultType,
     DicomAssociateRejectSourceType,
     DicomCommandStatusType,
+    DicomException,
     DicomNet,
     Timeouts,
     build_accept,
@@ -95,6 +98,18 @@ def timeouts_from(args: argparse.Namespace) -> Timeouts:
 def fail(program: str, message: str) -> int:
     print(f"{program}: {message}", file=sys.stderr)
     return 1
+
+
+def parse_ae_address(text: str) -> tuple[str, tuple[str, int]]:
+    """An AE table entry ``AE=HOST:PORT`` -> (AE title, (host, port)), for argparse."""
+    title, equals, address = text.partition("=")
+    host, colon, port = address.rpartition(":")
+    title = title.strip()
+    if not (equals and colon and title and host and port.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not AE=HOST:PORT")
+    if len(title) > 16 or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: AE title over 16 characters or bad port")
+    return title, (host, int(port))
 
 
 class AcceptingChild(DicomNet):
@@ -246,3 +261,29 @@ def keep_received_file(
     os.chmod(received_file, RECEIVED_FILE_MODE)
     os.replace(received_file, target)
     return target
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """What every sample SCP takes besides the common options: where to listen."""
+    parser.add_argument("--bind", default="", help="local address to listen on (default: all)")
+    parser.add_argument("--check-called-aet", action="store_true",
+                        help="reject associations whose called AE title is not -aet")
+    parser.add_argument("port", type=int, help="port to listen on (0: any free port)")
+
+
+def serve(program: str, server: DicomNet, args: argparse.Namespace, note: str = "") -> int:
+    """Listen as ``args`` say, announce the port, serve until SIGTERM or SIGINT, then
+    close and shut the engine down (``DicomNet.Startup`` was called by the caller)."""
+    try:
+        server.Listen(args.bind, args.port, 64)
+    except DicomException as exc:
+        DicomNet.Shutdown()
+        return fail(program, str(exc))
+    print(f"{program}: {args.aet} listening on port {server.HostPort}{note}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.Close()
+    DicomNet.Shutdown()
+    return 0

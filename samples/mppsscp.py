@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +32,9 @@ from common import (  # noqa: E402
     AcceptingChild,
     SampleServer,
     add_common_options,
-    fail,
+    add_server_options,
     is_valid_uid,
+    serve,
     setup_logging,
     timeouts_from,
 )
@@ -50,7 +49,7 @@ from pydicom.datadict import keyword_for_tag, tag_for_keyword  # noqa: E402
 from pydicom.tag import Tag  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 
-from dicomnet import DicomCommandStatusType, DicomException, DicomNet, Timeouts  # noqa: E402
+from dicomnet import DicomCommandStatusType, DicomNet, Timeouts  # noqa: E402
 
 log = logging.getLogger("samples.mppsscp")
 
@@ -318,13 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="mppsscp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_common_options(parser, scu=False)
-    parser.add_argument("--bind", default="", help="local address to listen on (default: all)")
-    parser.add_argument(
-        "--check-called-aet",
-        action="store_true",
-        help="reject associations whose called AE title is not -aet",
-    )
-    parser.add_argument("port", type=int)
+    add_server_options(parser)
     args = parser.parse_args(argv)
     setup_logging(args)
 
@@ -335,19 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         timeouts=timeouts_from(args),
         check_called_aet=args.check_called_aet,
     )
-    try:
-        server.Listen(args.bind, args.port, 64)
-    except DicomException as exc:
-        DicomNet.Shutdown()
-        return fail("mppsscp", str(exc))
-    print(f"mppsscp: {args.aet} listening on port {server.HostPort}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    server.Close()
-    DicomNet.Shutdown()
-    return 0
+    return serve("mppsscp", server, args)
 
 
 if __name__ == "__main__":

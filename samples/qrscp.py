@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -32,8 +31,9 @@ from common import (  # noqa: E402
     AcceptingChild,
     SampleServer,
     add_common_options,
-    fail,
+    add_server_options,
     keep_received_file,
+    serve,
     setup_logging,
     timeouts_from,
 )
@@ -534,12 +534,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_common_options(parser, scu=False)
     parser.set_defaults(aet="QRSCP")
-    parser.add_argument("--bind", default="", help="local address to listen on (default: all)")
-    parser.add_argument(
-        "--check-called-aet",
-        action="store_true",
-        help="reject associations whose called AE title is not -aet",
-    )
     parser.add_argument(
         "--storage-dir",
         type=Path,
@@ -555,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="AE=HOST:PORT",
         help="a C-MOVE destination (repeat for more)",
     )
-    parser.add_argument("port", type=int)
+    add_server_options(parser)
     args = parser.parse_args(argv)
     setup_logging(args)
     args.storage_dir.mkdir(parents=True, exist_ok=True)
@@ -565,23 +559,8 @@ def main(argv: list[str] | None = None) -> int:
 
     DicomNet.Startup()
     server = QRServer(args, index)
-    try:
-        server.Listen(args.bind, args.port, 64)
-    except DicomException as exc:
-        DicomNet.Shutdown()
-        return fail("qrscp", str(exc))
-    print(
-        f"qrscp: {args.aet} listening on port {server.HostPort} with {len(index)} "
-        f"instance(s) from {args.storage_dir}",
-        flush=True,
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    server.Close()
-    DicomNet.Shutdown()
-    return 0
+    note = f" with {len(index)} instance(s) from {args.storage_dir}"
+    return serve("qrscp", server, args, note)
 
 
 if __name__ == "__main__":
