@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from io import BytesIO
@@ -664,10 +665,12 @@ def pynetdicom_qr_scp(
     from pynetdicom import evt
 
     def on_find(event: Any) -> Iterator[tuple[int, Dataset | None]]:
-        for match in matches:
+        for number, match in enumerate(matches):
             if event.is_cancelled:
                 yield 0xFE00, None
                 return
+            if number >= 10:
+                time.sleep(0.005)  # a slow archive, so a C-CANCEL arrives while it works
             yield 0xFF00, match
 
     def on_get(event: Any) -> Iterator[Any]:
