@@ -9,6 +9,14 @@ library spools it to a complete Part-10 file in a spool folder inside the output
 directory, and storing it is one atomic ``os.replace`` to ``<abbreviation>.<UID>``.
 A failure answers 0xA700 (out of resources) or 0xC000 (cannot understand) and leaves
 no file behind.
+
+It is also the SCP of the Storage Commitment Push Model (PS3.4 annex J). An N-ACTION
+Request Storage Commitment is answered at once; a worker thread then checks each
+referenced instance against the files held in the output directory (indexed at start-up
+and as instances arrive: the file must exist with the referenced SOP class) and sends
+the result as N-EVENT-REPORT, on the requesting association while it lasts, else on a
+new association to the requestor's address from ``--commit-peer``, proposing the SCP
+role by role selection (J.3.3).
 """
 
 from __future__ import annotations
@@ -16,9 +24,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import sys
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,25 +37,127 @@ from common import (  # noqa: E402
     AcceptingChild,
     SampleServer,
     add_common_options,
+    add_server_options,
     fail,
     keep_received_file,
+    parse_ae_address,
+    serve,
     setup_logging,
     timeouts_from,
 )
 from pydicom import Dataset  # noqa: E402
+from stgcmtcommon import (  # noqa: E402
+    CLASS_INSTANCE_CONFLICT,
+    COMMITMENT_TRANSFER_SYNTAXES,
+    NO_SUCH_OBJECT_INSTANCE,
+    REQUEST_COMMITMENT,
+    CommitmentResult,
+    Failure,
+    InvalidCommitmentData,
+    SopReference,
+    add_commitment_context,
+    commitment_report,
+    parse_commitment_request,
+)
 
 from dicomnet import (  # noqa: E402
+    DicomAssociate,
     DicomCommandPriorityType,
     DicomCommandStatusType,
     DicomException,
     DicomNet,
 )
-from dicomnet.sopclasses import STORAGE_SOP_CLASSES  # noqa: E402
+from dicomnet.associate import negotiated_roles  # noqa: E402
+from dicomnet.dimse.part10 import read_part10_header  # noqa: E402
+from dicomnet.sopclasses import (  # noqa: E402
+    STORAGE_COMMITMENT_PUSH,
+    STORAGE_COMMITMENT_PUSH_INSTANCE,
+    STORAGE_SOP_CLASSES,
+)
 
 log = logging.getLogger("samples.storescp")
 
 SPOOL_FOLDER = ".storescp-incoming"  # inside the output directory: same file system
 CANNOT_UNDERSTAND = 0xC000  # PS3.4 B.2.3 "Error: Cannot understand"
+Status = DicomCommandStatusType
+
+
+class InstanceIndex:
+    """SOP Instance UID -> (SOP class, file) of the instances in the output directory.
+
+    Filled on the loop thread as instances are stored, read by commitment workers: hence
+    the lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, tuple[str, Path]] = {}
+
+    def add(self, sop_class: str, sop_instance: str, path: Path) -> None:
+        with self._lock:
+            self._held[sop_instance] = (sop_class, path)
+
+    def scan(self, directory: Path) -> int:
+        """Index the Part-10 files directly in ``directory`` (meta headers only); other
+        files are ignored. Returns how many were indexed."""
+        count = 0
+        for path in directory.iterdir():
+            if not path.is_file():
+                continue
+            try:
+                header = read_part10_header(path)
+            except (DicomException, OSError):
+                continue
+            self.add(header.sop_class_uid, header.sop_instance_uid, path)
+            count += 1
+        return count
+
+    def failure_reason(self, reference: SopReference) -> int | None:
+        """Why ``reference`` cannot be committed (a J.3.3.1.1 Failure Reason), or None
+        when its file is here with the referenced SOP class."""
+        with self._lock:
+            held = self._held.get(reference.sop_instance)
+        if held is None or not held[1].is_file():
+            return NO_SUCH_OBJECT_INSTANCE
+        if held[0] != reference.sop_class:
+            return CLASS_INSTANCE_CONFLICT
+        return None
+
+    def check(self, transaction_uid: str, references: Sequence[SopReference]) -> CommitmentResult:
+        committed, failed = [], []
+        for reference in references:
+            reason = self.failure_reason(reference)
+            if reason is None:
+                committed.append(reference)
+            else:
+                failed.append(Failure(reference, reason))
+        return CommitmentResult(transaction_uid, tuple(committed), tuple(failed))
+
+
+class RequestRefused(Exception):
+    """An N-ACTION this SCP does not perform: the status and comment to answer with."""
+
+    def __init__(self, status: int, comment: str) -> None:
+        super().__init__(comment)
+        self.status = status
+
+
+class ReportNotDelivered(Exception):
+    """The commitment result could not be reported to the requestor."""
+
+
+def send_report(net: DicomNet, presentation_id: int, result: CommitmentResult) -> int:
+    """Send the N-EVENT-REPORT of ``result`` and wait for its response; its status."""
+    message_id = net.next_message_id()
+    net.SendNReportRequest(
+        presentation_id,
+        message_id,
+        STORAGE_COMMITMENT_PUSH,
+        STORAGE_COMMITMENT_PUSH_INSTANCE,
+        result.event_type,
+        commitment_report(result),
+    )
+    return net.wait_response(message_id).status or 0
 
 
 class StoreChild(AcceptingChild):
@@ -74,6 +185,70 @@ class StoreChild(AcceptingChild):
             presentation_id, message_id, affected_class, instance, status, **extra
         )
 
+    def OnReceiveNActionRequest(
+        self,
+        presentation_id: int,
+        message_id: int,
+        affected_class: str,
+        instance: str,
+        action: int,
+        data_set: Dataset | None,
+    ) -> None:
+        """Answer at once (J.3.2.1.3); the commitment itself is checked off the loop."""
+        try:
+            transaction_uid, references = self._commitment_request(
+                affected_class, instance, action, data_set
+            )
+        except RequestRefused as refusal:
+            log.warning("refusing N-ACTION %d: %s", message_id, refusal)
+            self.SendNActionResponse(
+                presentation_id,
+                message_id,
+                affected_class,
+                instance,
+                refusal.status,
+                action,
+                None,
+                ErrorComment=str(refusal)[:64],
+            )
+            return
+        self.SendNActionResponse(
+            presentation_id, message_id, affected_class, instance, Status.Success, action, None
+        )
+        requestor = self.Association.Calling.strip() if self.Association else ""
+        log.info(
+            "storage commitment %s from %s: %d instance(s)",
+            transaction_uid,
+            requestor,
+            len(references),
+        )
+        DicomNet.run_in_background(
+            self.store_server.commit,
+            self,
+            presentation_id,
+            requestor,
+            transaction_uid,
+            references,
+        )
+
+    @staticmethod
+    def _commitment_request(
+        sop_class: str, instance: str, action: int, data_set: Dataset | None
+    ) -> tuple[str, list[SopReference]]:
+        """(Transaction UID, references) of a valid request; raises RequestRefused."""
+        if sop_class != STORAGE_COMMITMENT_PUSH:
+            raise RequestRefused(Status.NoSuchClass, f"no N-ACTION for SOP class {sop_class}")
+        if instance != STORAGE_COMMITMENT_PUSH_INSTANCE:
+            raise RequestRefused(
+                Status.NoSuchObjectInstance, "not the well-known Storage Commitment instance"
+            )
+        if action != REQUEST_COMMITMENT:
+            raise RequestRefused(Status.NoSuchActionType, f"no Action Type ID {action}")
+        try:
+            return parse_commitment_request(data_set)
+        except InvalidCommitmentData as exc:
+            raise RequestRefused(Status.InvalidArgumentValue, str(exc)) from exc
+
     def _store(self, sop_class: str, sop_instance: str) -> tuple[int, str]:
         """Keep the received file; (status, error comment). A file not kept is deleted
         by the library after this callback."""
@@ -87,6 +262,7 @@ class StoreChild(AcceptingChild):
         except OSError as exc:
             log.error("cannot store %s: %s", sop_instance, exc)
             return DicomCommandStatusType.RefusedOutOfResources, f"cannot store: {exc.strerror}"
+        server.index.add(sop_class, sop_instance, target)
         if server.report_each:
             calling = self.Association.Calling.strip() if self.Association else "?"
             print(f"storescp: stored {target.name} from {calling}", flush=True)
@@ -103,7 +279,7 @@ class StoreServer(SampleServer):
         spool_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(
             args.aet,
-            STORAGE_AND_VERIFICATION,
+            {**STORAGE_AND_VERIFICATION, STORAGE_COMMITMENT_PUSH: COMMITMENT_TRANSFER_SYNTAXES},
             max_pdu=args.pdu,
             timeouts=timeouts_from(args),
             check_called_aet=args.check_called_aet,
@@ -113,6 +289,82 @@ class StoreServer(SampleServer):
         self.output_dir = output_dir
         self.spool_dir = spool_dir
         self.report_each = args.verbose or args.debug
+        self.commit_peers: dict[str, tuple[str, int]] = dict(args.commit_peers)
+        self.commit_delay: float = args.commit_delay
+        self.index = InstanceIndex()
+        log.info("%d instance(s) already in %s", self.index.scan(output_dir), output_dir)
+
+    def commit(
+        self,
+        child: StoreChild,
+        presentation_id: int,
+        requestor: str,
+        transaction_uid: str,
+        references: Sequence[SopReference],
+    ) -> None:
+        """Worker thread: check the references, then report the result (J.3.3.1.2)."""
+        time.sleep(self.commit_delay)
+        result = self.index.check(transaction_uid, references)
+        try:
+            where, status = self._report(child, presentation_id, requestor, result)
+        except (DicomException, ReportNotDelivered) as exc:
+            log.error(
+                "storage commitment %s not reported to %r: %s", transaction_uid, requestor, exc
+            )
+            return
+        print(
+            f"storescp: storage commitment {transaction_uid} reported {where}: "
+            f"{len(result.committed)} committed, {len(result.failed)} failed, "
+            f"N-EVENT-REPORT-RSP status 0x{status:04X}",
+            flush=True,
+        )
+
+    def _report(
+        self, child: StoreChild, presentation_id: int, requestor: str, result: CommitmentResult
+    ) -> tuple[str, int]:
+        """(where it went, response status): on the requesting association while it is
+        open, else on a new one."""
+        if child.IsAssociated():
+            try:
+                return "on the requesting association", send_report(child, presentation_id, result)
+            except DicomException as exc:
+                if child.IsAssociated():  # no answer in time: the peer is there but mute
+                    raise
+                log.warning("cannot report on the requesting association: %s", exc)
+        address = self.commit_peers.get(requestor)
+        if address is None:
+            raise ReportNotDelivered(
+                "the association is gone and no --commit-peer gives its address"
+            )
+        status = self._report_on_new_association(requestor, address, result)
+        return f"on a new association to {requestor}@{address[0]}:{address[1]}", status
+
+    def _report_on_new_association(
+        self, requestor: str, address: tuple[str, int], result: CommitmentResult
+    ) -> int:
+        net = DicomNet(None, timeouts=self.timeouts)
+        try:
+            net.Connect(None, 0, *address)
+            net.wait_connected()
+            request = DicomAssociate(True)
+            request.Calling = self.ae_title
+            request.Called = requestor
+            request.MaxLength = self.policy.max_length
+            add_commitment_context(request, 1, as_scp=True)
+            net.SendAssociateRequest(request)
+            accepted = net.wait_associated()
+            if accepted.accepted_transfer_syntax(1) is None:
+                net.SendAbort()
+                raise ReportNotDelivered("the requestor did not accept Storage Commitment")
+            if not negotiated_roles(request, accepted, 1)[1]:
+                net.SendAbort()
+                raise ReportNotDelivered("the requestor did not accept our SCP role")
+            status = send_report(net, 1, result)
+            net.SendReleaseRequest()
+            net.wait_released()
+            return status
+        finally:
+            net.Close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,13 +378,24 @@ def main(argv: list[str] | None = None) -> int:
         default=Path.cwd(),
         help="where received files go (default: .)",
     )
-    parser.add_argument("--bind", default="", help="local address to listen on (default: all)")
+    add_server_options(parser)
     parser.add_argument(
-        "--check-called-aet",
-        action="store_true",
-        help="reject associations whose called AE title is not -aet",
+        "--commit-peer",
+        dest="commit_peers",
+        action="append",
+        type=parse_ae_address,
+        default=[],
+        metavar="AE=HOST:PORT",
+        help="where a storage commitment requestor takes reports on a new association "
+        "(repeat for more)",
     )
-    parser.add_argument("port", type=int)
+    parser.add_argument(
+        "--commit-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long before reporting a storage commitment result (default: 0)",
+    )
     args = parser.parse_args(argv)
     setup_logging(args)
 
@@ -141,20 +404,13 @@ def main(argv: list[str] | None = None) -> int:
     DicomNet.Startup()
     try:
         server = StoreServer(args, args.output_dir.resolve())
-        server.Listen(args.bind, args.port, 64)
-    except (DicomException, OSError) as exc:
+    except OSError as exc:  # the spool folder cannot be made
         DicomNet.Shutdown()
         return fail("storescp", str(exc))
-    print(f"storescp: {args.aet} listening on port {server.HostPort}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    server.Close()
-    DicomNet.Shutdown()
+    status = serve("storescp", server, args)
     with contextlib.suppress(OSError):  # left in place while it holds a transfer's file
         server.spool_dir.rmdir()
-    return 0
+    return status
 
 
 if __name__ == "__main__":
