@@ -653,13 +653,3 @@ def storage_contexts_for(files: Iterable[Part10File], limit: int = 128) -> list[
         contexts.append((sop_class, syntaxes))
     return contexts
 
-
-def parse_destination(text: str) -> tuple[str, tuple[str, int]]:
-    """``AE=HOST:PORT`` of ``--move-destination`` -> (AE, (host, port))."""
-    title, equals, address = text.partition("=")
-    host, colon, port = address.rpartition(":")
-    if not (equals and colon and title.strip() and host and port.isdigit()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not AE=HOST:PORT")
-    if len(title.strip()) > 16 or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r}: AE title over 16 characters or bad port")
-    return title.strip(), (host, int(port))

@@ -43,6 +43,7 @@ _LONG_VRS = {
     b"UV",
 }
 _META_LIMIT = 1 << 20  # a meta header larger than this is not a sane file
+_FIRST_READ = 8 << 10  # enough for any ordinary meta header
 
 CONVERTIBLE_TRANSFER_SYNTAXES = frozenset(
     {IMPLICIT_VR_LE, EXPLICIT_VR_LE, EXPLICIT_VR_BE, DEFLATED_EXPLICIT_VR_LE}
@@ -62,35 +63,16 @@ class Part10File:
 
 
 def read_part10_header(path: str | os.PathLike[str]) -> Part10File:
-    """Read only the preamble and group 0002 of ``path``."""
+    """Read only the preamble and group 0002 of ``path`` (usually one small read)."""
     path = os.fspath(path)
     with open(path, "rb") as f:
-        head = f.read(_PREAMBLE_LENGTH + 4 + _META_LIMIT)
         size = os.fstat(f.fileno()).st_size
-    if head[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4] != b"DICM":
-        raise DIMSEError(f"{path} is not a DICOM Part-10 file (no DICM prefix)")
-    values: dict[int, str] = {}
-    offset = _PREAMBLE_LENGTH + 4
-    while True:
-        # A data set element must follow the meta group; running out first means the
-        # file was cut short (or its meta group is beyond any sane size).
-        if offset + _SHORT_HEADER.size > len(head):
-            raise DIMSEError(f"{path}: file meta information is truncated (no data set)")
-        group, element, vr, length = _SHORT_HEADER.unpack_from(head, offset)
-        if group != 0x0002:
-            break
-        value_offset = offset + _SHORT_HEADER.size
-        if vr in _LONG_VRS:
-            if value_offset + _LONG_LENGTH.size > len(head):
-                raise DIMSEError(f"{path}: file meta element (0002,{element:04X}) is truncated")
-            (length,) = _LONG_LENGTH.unpack_from(head, value_offset)
-            value_offset += _LONG_LENGTH.size
-        end = value_offset + length
-        if end > len(head):
-            raise DIMSEError(f"{path}: file meta element (0002,{element:04X}) is truncated")
-        if vr == b"UI":
-            values[element] = head[value_offset:end].rstrip(b"\0 ").decode("ascii", "replace")
-        offset = end
+        head = f.read(_FIRST_READ)
+        try:
+            values, offset = _parse_meta(head, path)
+        except _NeedMore:
+            head += f.read(_PREAMBLE_LENGTH + 4 + _META_LIMIT - len(head))
+            values, offset = _parse_meta(head, path, final=True)
     missing = [
         name
         for element, name in (
@@ -103,6 +85,39 @@ def read_part10_header(path: str | os.PathLike[str]) -> Part10File:
     if missing:
         raise DIMSEError(f"{path}: file meta information lacks {', '.join(missing)}")
     return Part10File(path, values[0x0002], values[0x0003], values[0x0010], offset, size - offset)
+
+
+class _NeedMore(Exception):
+    """The first read ended inside the meta group."""
+
+
+def _parse_meta(head: bytes, path: str, final: bool = False) -> tuple[dict[int, str], int]:
+    """UI values of group 0002 by element, and where the data set starts."""
+    if head[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4] != b"DICM":
+        raise DIMSEError(f"{path} is not a DICOM Part-10 file (no DICM prefix)")
+    truncated = _NeedMore if not final and len(head) == _FIRST_READ else DIMSEError
+    values: dict[int, str] = {}
+    offset = _PREAMBLE_LENGTH + 4
+    while True:
+        # A data set element must follow the meta group; running out first means the
+        # file was cut short (or its meta group is beyond any sane size).
+        if offset + _SHORT_HEADER.size > len(head):
+            raise truncated(f"{path}: file meta information is truncated (no data set)")
+        group, element, vr, length = _SHORT_HEADER.unpack_from(head, offset)
+        if group != 0x0002:
+            return values, offset
+        value_offset = offset + _SHORT_HEADER.size
+        if vr in _LONG_VRS:
+            if value_offset + _LONG_LENGTH.size > len(head):
+                raise truncated(f"{path}: file meta element (0002,{element:04X}) is truncated")
+            (length,) = _LONG_LENGTH.unpack_from(head, value_offset)
+            value_offset += _LONG_LENGTH.size
+        end = value_offset + length
+        if end > len(head):
+            raise truncated(f"{path}: file meta element (0002,{element:04X}) is truncated")
+        if vr == b"UI":
+            values[element] = head[value_offset:end].rstrip(b"\0 ").decode("ascii", "replace")
+        offset = end
 
 
 def part10_source(part10: Part10File, accepted_transfer_syntax: str) -> DataSource:

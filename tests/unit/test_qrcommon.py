@@ -29,6 +29,7 @@ from pydicom.uid import (
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "samples"))
 
 import qrcommon  # noqa: E402
+from common import parse_ae_address  # noqa: E402
 from qrcommon import (  # noqa: E402
     MemoryIndex,
     add_model_options,
@@ -36,7 +37,6 @@ from qrcommon import (  # noqa: E402
     build_request,
     element_matches,
     format_identifier,
-    parse_destination,
     parse_key,
     pick_context,
     query_level,
@@ -465,8 +465,8 @@ def test_requests_propose_the_scp_role_for_storage_only() -> None:
 
 
 def test_move_destinations_parse() -> None:
-    assert parse_destination("STORE=127.0.0.1:104") == ("STORE", ("127.0.0.1", 104))
-    assert parse_destination("X=::1:11112") == ("X", ("::1", 11112))
+    assert parse_ae_address("STORE=127.0.0.1:104") == ("STORE", ("127.0.0.1", 104))
+    assert parse_ae_address("X=::1:11112") == ("X", ("::1", 11112))
     for bad in (
         "STORE",
         "STORE=host",
@@ -476,7 +476,7 @@ def test_move_destinations_parse() -> None:
         "A_VERY_LONG_AE_TITLE=h:1",
     ):
         with pytest.raises(argparse.ArgumentTypeError):
-            parse_destination(bad)
+            parse_ae_address(bad)
 
 
 def test_identifiers_print_one_line_per_element() -> None:

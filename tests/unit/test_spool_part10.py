@@ -292,6 +292,22 @@ def test_header_of_a_pydicom_file(tmp_path: Path, transfer_syntax: str) -> None:
     assert header.data_length == path.stat().st_size - header.data_offset
 
 
+def test_header_of_a_file_whose_meta_outgrows_the_first_read(tmp_path: Path) -> None:
+    image = ct_image()
+    path = write_part10(tmp_path / "big-meta.dcm", image, ExplicitVRLittleEndian)
+    with_private = dcmread(path)
+    with_private.file_meta.PrivateInformationCreatorUID = "1.2.3.5"
+    with_private.file_meta.PrivateInformation = b"\x01" * 20000  # (0002,0102) OB
+    with_private.save_as(path, enforce_file_format=True)
+    meta = dcmread(path).file_meta
+
+    header = read_part10_header(path)
+
+    assert header.sop_instance_uid == image.SOPInstanceUID
+    assert header.data_offset == 128 + 4 + 12 + meta.FileMetaInformationGroupLength
+    assert header.data_offset > 20000
+
+
 def test_header_of_a_file_without_group_length(tmp_path: Path) -> None:
     meta = Dataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
