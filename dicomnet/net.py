@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -62,7 +60,6 @@ from .enums import (
     DicomPduType,
 )
 from .errors import (
-    AssociationAborted,
     AssociationRejected,
     DicomException,
     DicomExceptionCode,
@@ -70,6 +67,7 @@ from .errors import (
 )
 from .loop import ConnectAttempt, ListenerChannel, StreamChannel
 from .operations import OutstandingOperations
+from .outcome import ConnectionOutcome
 from .pdu import AssociateRJ
 from .security import PlainLayer, SecurityLayer
 from .services import REQUEST_CALLBACKS, DataSetArgument, DimseServices, dispatch
@@ -148,16 +146,8 @@ class DicomNet(DimseServices):
         self._ip_type = DicomNetIpTypeFlags.Ipv4
         self._dispatching = False
         self._message_id = 0
-        # outcome record for the blocking helpers; guarded by _cond
-        self._cond = threading.Condition()
-        self._connect_result: DicomExceptionCode | None = None
-        self._connect_message = ""
-        self._reject: AssociateRJ | None = None
-        self._released = False
-        self._ended = False
-        self._end_description = ""
-        self._abort_info: tuple[int, int] | None = None
-        self._responses: dict[int, Message] = {}
+        # what happened, for the blocking helpers
+        self._outcome = ConnectionOutcome()
         self._operations = OutstandingOperations()
         self._throttled = 0  # threads blocked in _throttle
         self._report_sends = False
@@ -235,7 +225,7 @@ class DicomNet(DimseServices):
     @property
     def end_description(self) -> str:
         """Why the connection ended, in words (empty while it is open)."""
-        return self._end_description
+        return self._outcome.end_description
 
     def IsConnected(self) -> bool:
         return self._channel is not None and not self._channel.closed
@@ -318,8 +308,7 @@ class DicomNet(DimseServices):
                 raise _socket_error(exc, f"cannot bind {host_address}:{host_port}") from exc
         self._ip_type = ip_type
         self._peer = (peer_address, peer_port)
-        with self._cond:
-            self._connect_result = None
+        self._outcome.set(connect_result=None)
         loop = runtime.get_loop()
 
         def start() -> None:
@@ -566,83 +555,55 @@ class DicomNet(DimseServices):
 
     def wait_connected(self, timeout: float | None = None) -> None:
         """Block until ``Connect`` finished; raise ``DicomException`` if it failed."""
-        self._wait(lambda: self._connect_result is not None, timeout, "the connection")
-        if self._connect_result is not _OK:
-            raise DicomException(self._connect_result or DicomExceptionCode.NetFailure,
-                                 self._connect_message)
+        outcome = self._outcome
+        outcome.wait(lambda: outcome.connect_result is not None, timeout, "the connection")
+        if outcome.connect_result is not _OK:
+            raise DicomException(outcome.connect_result or DicomExceptionCode.NetFailure,
+                                 outcome.connect_message)
 
     def wait_associated(self, timeout: float | None = None) -> DicomAssociate:
         """Block until the association is accepted; raise on reject, abort or timeout."""
-        self._wait(
-            lambda: self._reject is not None or self._ended or self.IsAssociated(),
+        outcome = self._outcome
+        outcome.wait(
+            lambda: outcome.reject is not None or outcome.ended or self.IsAssociated(),
             timeout,
             "the association",
         )
-        if self._reject is not None:
-            rj = self._reject
-            raise AssociationRejected(
-                rj.result, rj.source, rj.reason, _describe_reject(rj)
-            )
+        if outcome.reject is not None:
+            rj = outcome.reject
+            raise AssociationRejected(rj.result, rj.source, rj.reason, _describe_reject(rj))
         if not self.IsAssociated() or self._association is None:
-            raise self._aborted_error("association")
+            raise outcome.aborted_error("association")
         return self._association
 
     def wait_response(self, message_id: int, timeout: float | None = None) -> Message:
         """Block until the final response to request ``message_id`` arrives.
 
         Pending responses are delivered to the callbacks as they come; this returns the
-        last one (status not Pending).
+        last one (status not Pending), with its decoded data set in ``dataset``.
         """
-        limit = self.timeouts.dimse if timeout is None else timeout
-        self._wait(
-            lambda: message_id in self._responses or self._ended,
-            limit,
+        outcome = self._outcome
+        outcome.wait(
+            lambda: outcome.has_response(message_id) or outcome.ended,
+            self.timeouts.dimse if timeout is None else timeout,
             f"the response to message {message_id}",
         )
-        with self._cond:
-            response = self._responses.pop(message_id, None)
+        response = outcome.take_response(message_id)
         if response is None:
-            raise self._aborted_error(f"response to message {message_id}")
+            raise outcome.aborted_error(f"response to message {message_id}")
         return response
 
     def wait_released(self, timeout: float | None = None) -> None:
         """Block until the peer confirmed our release request."""
-        self._wait(lambda: self._released or self._ended, timeout, "the release response")
-        if not self._released:
-            raise self._aborted_error("release")
+        outcome = self._outcome
+        outcome.wait(lambda: outcome.released or outcome.ended, timeout, "the release response")
+        if not outcome.released:
+            raise outcome.aborted_error("release")
 
     def wait_closed(self, timeout: float | None = None) -> None:
         """Block until the connection is closed."""
-        self._wait(lambda: self._ended or not self.IsActivated(), timeout, "the close")
-
-    def _aborted_error(self, what: str) -> AssociationAborted:
-        source, reason = self._abort_info or (None, None)
-        description = self._end_description or "connection closed"
-        return AssociationAborted(f"{what} failed: {description}", source, reason)
-
-    def _wait(self, done: Callable[[], bool], timeout: float | None, what: str) -> None:
-        if runtime.is_threaded() and runtime.on_loop_thread():
-            raise DicomException(
-                DicomExceptionCode.Parameter,
-                f"waiting for {what} on the loop thread (inside a callback) would deadlock; "
-                "react in the callback instead, or wait from another thread",
-            )
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if runtime.is_threaded():
-            with self._cond:
-                while not done():
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        raise DicomException(
-                            DicomExceptionCode.NetTimeout, f"timed out waiting for {what}"
-                        )
-                    self._cond.wait(remaining)
-            return
-        while not done():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise DicomException(DicomExceptionCode.NetTimeout, f"timed out waiting for {what}")
-            runtime.pump(remaining)
+        outcome = self._outcome
+        outcome.wait(lambda: outcome.ended or not self.IsActivated(), timeout, "the close")
 
     # -- engine plumbing (loop thread) -----------------------------------------------
 
@@ -674,11 +635,12 @@ class DicomNet(DimseServices):
         queue = engine.send_queue
         if queue.backlog <= SEND_BACKLOG_HIGH:
             return
-        with self._cond:
+        cond = self._outcome.cond
+        with cond:
             self._throttled += 1
             try:
                 while queue.backlog > SEND_BACKLOG_LOW and not engine.is_closed:
-                    self._cond.wait(1.0)
+                    cond.wait(1.0)
             finally:
                 self._throttled -= 1
 
@@ -727,12 +689,13 @@ class DicomNet(DimseServices):
         self._connecting = None
         if error is not None or sock is None:
             code = _error_code(error)
-            self._record(connect=(code, f"cannot connect to {self._peer[0]}:{self._peer[1]}: "
-                                        f"{error.strerror if error else 'unknown error'}"))
+            message = (f"cannot connect to {self._peer[0]}:{self._peer[1]}: "
+                       f"{error.strerror if error else 'unknown error'}")
+            self._outcome.set(connect_result=code, connect_message=message)
             self.OnConnect(code)
             return
         self._attach(sock, self._peer, is_requestor=True)
-        self._record(connect=(_OK, ""))
+        self._outcome.set(connect_result=_OK, connect_message="")
         self.OnConnect(_OK)
 
     def _on_secure(self, error: Exception | None) -> None:
@@ -743,30 +706,10 @@ class DicomNet(DimseServices):
         if self._throttled and engine is not None and (
             engine.send_queue.backlog <= SEND_BACKLOG_LOW
         ):
-            with self._cond:
-                self._cond.notify_all()
+            self._outcome.set()
         if self._report_sends:
             for pdu_type, length in finished:
                 self.OnSend(_OK, _as_enum(DicomPduType, pdu_type), length)
-
-    def _record(self, **changes: Any) -> None:
-        """Update the outcome record under the lock and wake blocked waiters."""
-        with self._cond:
-            if "connect" in changes:
-                self._connect_result, self._connect_message = changes["connect"]
-            if "reject" in changes:
-                self._reject = changes["reject"]
-            if "released" in changes:
-                self._released = True
-            if "abort" in changes:
-                self._abort_info = changes["abort"]
-            if "response" in changes:
-                message: Message = changes["response"]
-                self._responses[message.command["MessageIDBeingRespondedTo"]] = message  # type: ignore[index]
-            if "ended" in changes:
-                self._ended = True
-                self._end_description = changes["ended"]
-            self._cond.notify_all()
 
     def _drain(self) -> None:
         """Turn the engine's events into callbacks. Re-entrant calls return at once: the
@@ -815,12 +758,12 @@ class DicomNet(DimseServices):
                      event.pdu.called_ae, accepted, len(event.pdu.presentation_contexts))
             window = _window(self._association, is_requestor=True)
             self._operations.max_invoked, self._operations.max_performed = window
-            self._record()
+            self._outcome.set()
             self.OnReceiveAssociateAccept(self._association)
         elif isinstance(event, ev.AssociateRejectReceived):
             rj = event.pdu
             log.info("%s", _describe_reject(rj))
-            self._record(reject=rj)
+            self._outcome.set(reject=rj)
             self.OnReceiveAssociateReject(
                 _as_enum(DicomAssociateRejectResultType, rj.result),
                 _as_enum(DicomAssociateRejectSourceType, rj.source),
@@ -829,17 +772,17 @@ class DicomNet(DimseServices):
         elif isinstance(event, ev.ReleaseRequested):
             self.OnReceiveReleaseRequest()
         elif isinstance(event, ev.ReleaseConfirmed):
-            self._record(released=True)
+            self._outcome.set(released=True)
             self.OnReceiveReleaseResponse()
         elif isinstance(event, ev.AbortReceived):
-            self._record(abort=(event.source, event.reason))
+            self._outcome.set(abort_info=(event.source, event.reason))
             self.OnReceiveAbort(
                 _as_enum(DicomAbortSourceType, event.source),
                 _as_enum(DicomAbortReasonType, event.reason),
             )
         elif isinstance(event, ev.ProviderAborted):
             log.warning("association aborted: %s", event.description)
-            self._record(abort=(DicomAbortSourceType.Provider, event.reason))
+            self._outcome.set(abort_info=(DicomAbortSourceType.Provider, event.reason))
             self.OnReceiveAbort(
                 DicomAbortSourceType.Provider, _as_enum(DicomAbortReasonType, event.reason)
             )
@@ -849,12 +792,12 @@ class DicomNet(DimseServices):
     def _on_transport_closed(self, description: str, timed_out: bool) -> None:
         if timed_out:
             error = DicomExceptionCode.NetTimeout
-        elif self._abort_info and not self._released:
+        elif self._outcome.abort_info and not self._outcome.released:
             error = DicomExceptionCode.NetConnectionAborted
         else:
             error = _OK
         log.info("connection %s:%d closed: %s", self._peer[0], self._peer[1], description)
-        self._record(ended=description)
+        self._outcome.set(ended=True, end_description=description)
         self.OnClose(error, self)
         server = self._server
         if server is not None:
@@ -886,7 +829,7 @@ class DicomNet(DimseServices):
             self._deliver(message)
         finally:
             if final:  # after the callbacks, so a waiter sees their effects
-                self._record(response=message)
+                self._outcome.add_response(message)
 
     def _deliver(self, message: Message) -> None:
         field = message.command_field
@@ -1015,8 +958,7 @@ class DicomNet(DimseServices):
 
     def _abort_for(self, reason: str) -> None:
         log.warning("aborting the association: %s", reason)
-        with self._cond:
-            self._end_description = reason
+        self._outcome.set(end_description=reason)
         self.SendAbort(DicomAbortSourceType.Provider, DicomAbortReasonType.InvalidParameterValue)
 
     def _make_sink(self, context_id: int, command: dict[str, object]) -> DataSink:
