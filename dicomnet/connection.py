@@ -225,6 +225,9 @@ class Connection:
             with memoryview(buf)[self._rstart : end] as view:
                 self._rstart = end
                 self._handle_pdu(pdu_type, view, now)
+        # Data fragments may still point into the receive buffer: write them out before
+        # the buffer is reused.
+        self._assembler.flush()
         if self._rstart == self._rend:
             self._rstart = self._rend = 0
 
@@ -279,15 +282,17 @@ class Connection:
         self._apply(transition, now, pdu)
 
     def _handle_pdata(self, view: memoryview, now: float) -> None:
-        try:
-            transition = self.fsm.handle(Event.Evt10)
-        except InvalidTransition:
-            self._unexpected_outside_table(DicomPduType.DataTransfer, now)
-            return
-        if Effect.INDICATE_PDATA not in transition.effects:
+        # In Sta6, DT-2 indicates the data and changes nothing else: skip the table on
+        # this hot path (one call per PDU); every other state goes through it.
+        if self.fsm.state is not State.Sta6:
+            try:
+                transition = self.fsm.handle(Event.Evt10)
+            except InvalidTransition:
+                self._unexpected_outside_table(DicomPduType.DataTransfer, now)
+                return
             self._apply(transition, now)
-            return
-        self._apply(transition, now)
+            if Effect.INDICATE_PDATA not in transition.effects:
+                return
         try:
             for context_id, control, fragment in iter_pdvs(view[PDU_HEADER.size :]):
                 if context_id not in self.contexts:

@@ -310,8 +310,7 @@ class StreamChannel:
             finished = queue.consume(n)
             if finished and self.on_sent:
                 self.on_sent(finished)
-            if n < sum(len(b) for b in buffers):
-                return
+            # a partial write means the socket is full: the next send says so (EAGAIN)
 
     def _settle(self) -> None:
         """After any activity: close if asked, else fix interest and the engine's timer."""

@@ -39,7 +39,6 @@ from .dimse.commands import (
     check_required,
     command_to_dataset,
     dataset_to_command,
-    encode_command_set,
     message_name,
 )
 from .dimse.datasets import decode_dataset, encode_dataset
@@ -421,7 +420,6 @@ class DicomNet(DimseServices):
         data_set: DataSetArgument = None,
     ) -> None:
         """Send one DIMSE message: checks, data set encoding, then the engine (loop)."""
-        encode_command_set(command)  # a bad value fails here, in the caller's thread
         field = int(command["CommandField"])
         is_request = _is_request(field)
         final_response = bool(field & RESPONSE_BIT) and status_category(

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 Buffer = bytes | bytearray | memoryview
 
 
-@dataclass
+@dataclass(slots=True)
 class _PendingPDU:
     pdu_type: int
     buffers: list[memoryview]
     length: int  # total bytes of the PDU, header included
     remaining: int
+    first: int = 0  # index of the first buffer not completely written
 
 
 @dataclass
@@ -37,6 +38,7 @@ class SendQueue:
         self._items: deque[_PendingPDU | _Stream] = deque()
         self._ready: deque[_PendingPDU] = deque()  # PDUs materialised from the head
         self._queued_bytes = 0
+        self._ready_remaining = 0  # bytes of ``_ready`` not yet written
 
     def push(self, pdu_type: int, buffers: list[Buffer]) -> None:
         """Queue one whole PDU made of ``buffers``."""
@@ -55,34 +57,34 @@ class SendQueue:
         out: list[memoryview] = []
         total = 0
         for pdu in self._ready:
-            for buf in pdu.buffers:
-                out.append(buf)
-                total += len(buf)
+            out.extend(pdu.buffers[pdu.first :])
+            total += pdu.remaining
             if total >= max_bytes:
                 break
         return out
 
     def consume(self, written: int) -> list[tuple[int, int]]:
         """Drop ``written`` bytes from the head; return (type, length) of finished PDUs."""
-        if written > sum(pdu.remaining for pdu in self._ready):
+        if written > self._ready_remaining:
             raise ValueError(f"consume({written}): more than the buffers handed out by peek")
+        self._ready_remaining -= written
         finished: list[tuple[int, int]] = []
-        while written and self._ready:
+        while written:
             pdu = self._ready[0]
-            while written and pdu.buffers:
-                head = pdu.buffers[0]
-                if written >= len(head):
-                    written -= len(head)
-                    pdu.remaining -= len(head)
-                    pdu.buffers.pop(0)
-                else:
-                    pdu.buffers[0] = head[written:]
-                    pdu.remaining -= written
-                    written = 0
-            if not pdu.buffers:
+            if written >= pdu.remaining:  # the whole rest of this PDU went out
+                written -= pdu.remaining
                 self._ready.popleft()
                 self._queued_bytes -= pdu.length
                 finished.append((pdu.pdu_type, pdu.length))
+                continue
+            pdu.remaining -= written
+            buffers = pdu.buffers
+            while written >= len(buffers[pdu.first]):
+                written -= len(buffers[pdu.first])
+                pdu.first += 1
+            if written:
+                buffers[pdu.first] = buffers[pdu.first][written:]
+                written = 0
         return finished
 
     def cancel_pending(self) -> None:
@@ -94,6 +96,7 @@ class SendQueue:
         while len(self._ready) > 1 or (self._ready and not _started(self._ready[-1])):
             dropped = self._ready.pop()
             self._queued_bytes -= dropped.length
+            self._ready_remaining -= dropped.remaining
 
     @property
     def backlog(self) -> int:
@@ -124,12 +127,18 @@ class SendQueue:
     def _append_ready(self, pdu: _PendingPDU) -> None:
         self._ready.append(pdu)
         self._queued_bytes += pdu.length
+        self._ready_remaining += pdu.remaining
 
 
 def _make_pdu(pdu_type: int, buffers: list[Buffer]) -> _PendingPDU:
-    views = [memoryview(b).cast("B") for b in buffers if len(b)]
+    views = [_byte_view(b) for b in buffers if len(b)]
     length = sum(len(v) for v in views)
     return _PendingPDU(pdu_type, views, length, length)
+
+
+def _byte_view(buffer: Buffer) -> memoryview:
+    view = memoryview(buffer)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
 def _started(pdu: _PendingPDU) -> bool:

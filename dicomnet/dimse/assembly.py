@@ -181,6 +181,17 @@ class MessageAssembler:
             return self._feed_command(context_id, fragment, is_last)
         return self._feed_data(fragment, is_last)
 
+    def flush(self) -> None:
+        """Let the current sink write out fragments it holds as views of the receive
+        buffer (the caller is about to reuse it)."""
+        flush = getattr(self._sink, "flush", None)
+        if flush is None:
+            return
+        try:
+            flush()
+        except (DIMSEError, OSError) as exc:
+            self._sink_failed(exc)
+
     def discard(self) -> None:
         """Abandon the message in progress (association aborted or failed)."""
         if self._sink is not None:
@@ -227,16 +238,26 @@ class MessageAssembler:
         try:
             self._sink.write(fragment)
         except (DIMSEError, OSError) as exc:
-            logger.warning("cannot store the incoming data set: %s", exc)
-            self._sink.discard()
-            self._sink = _FailedSink(str(exc))
+            self._sink_failed(exc)
         if not is_last:
             return None
+        try:
+            data = self._sink.close()
+        except (DIMSEError, OSError) as exc:
+            self._sink_failed(exc)
+            data = None
         sink = self._sink
         error = sink.reason if isinstance(sink, _FailedSink) else None
-        message = Message(self._context_id, self._command, sink.close(), error=error)
+        message = Message(self._context_id, self._command, data, error=error)
         self._reset()
         return message
+
+    def _sink_failed(self, exc: Exception) -> None:
+        """Keep framing the message, but drop its data and remember why."""
+        logger.warning("cannot store the incoming data set: %s", exc)
+        if self._sink is not None:
+            self._sink.discard()
+        self._sink = _FailedSink(str(exc))
 
     def _stray_data_reason(self) -> str:
         if self._command_fragments or self._context_id is not None:

@@ -24,6 +24,7 @@ UNLIMITED_PDU_CHUNK = 1 << 20
 a larger PDU would gain nothing and would need the whole chunk in memory."""
 
 _MIN_PEER_MAX_PDU_LENGTH = 8  # a PDV header plus a 2-byte fragment
+_READ_BLOCK = 1 << 20  # bytes read from a file at a time
 
 
 class DataSource(Protocol):
@@ -69,16 +70,20 @@ class FileSource:
         self._file: BinaryIO | None = None
 
     def chunks(self, size: int) -> Generator[memoryview, None, None]:
+        # Read about a MiB at a time (one syscall for many fragments) and hand out views;
+        # each block is a new buffer, so queued views stay valid.
+        block_size = max(size, _READ_BLOCK // size * size)
         with open(self.path, "rb") as file:
             self._file = file
             file.seek(self.offset)
             remaining = self.length
             while remaining:
-                chunk = bytearray(min(size, remaining))
-                if file.readinto(chunk) != len(chunk):
+                block = memoryview(bytearray(min(block_size, remaining)))
+                if file.readinto(block) != len(block):
                     raise DIMSEError(f"{self.path} became shorter while it was being sent")
-                remaining -= len(chunk)
-                yield memoryview(chunk)
+                remaining -= len(block)
+                for start in range(0, len(block), size):
+                    yield block[start : start + size]
         self._file = None
 
     def close(self) -> None:

@@ -22,6 +22,8 @@ from ..uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 _PREAMBLE = b"\0" * 128 + b"DICM"
 DEFER_SIZE = 64 << 10  # values larger than this stay on disk until read
+_FLUSH_BYTES = 4 << 20  # write out held fragments once this much has gathered
+_MAX_IOVECS = 1024  # Linux IOV_MAX: buffers per writev
 
 
 @dataclass
@@ -99,6 +101,8 @@ class SpoolSink:
         self._transfer_syntax = transfer_syntax
         self._offset = len(header)
         self._length = 0
+        self._pending: list[memoryview] = []
+        self._pending_bytes = 0
         try:
             self._write(memoryview(header))
         except OSError as exc:
@@ -106,26 +110,45 @@ class SpoolSink:
             raise DIMSEError(f"cannot spool received data to {self.path}: {exc}") from exc
 
     def write(self, fragment: memoryview) -> None:
+        """Take a fragment; it is written by ``flush`` (many at once, with one writev),
+        which the receiver calls before it reuses the buffer the fragment lives in."""
+        self._pending.append(fragment)
+        self._pending_bytes += len(fragment)
+        self._length += len(fragment)
+        if self._pending_bytes >= _FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
         try:
-            self._write(fragment)
+            for start in range(0, len(pending), _MAX_IOVECS):
+                self._write_all(pending[start : start + _MAX_IOVECS])
         except OSError as exc:
             self.discard()
             raise DIMSEError(f"cannot spool received data to {self.path}: {exc}") from exc
-        self._length += len(fragment)
+
+    def _write_all(self, buffers: list[memoryview]) -> None:
+        assert self._fd is not None
+        while buffers:
+            written = os.writev(self._fd, buffers)
+            while buffers and written >= len(buffers[0]):
+                written -= len(buffers[0])
+                buffers = buffers[1:]
+            if buffers and written:
+                buffers = [buffers[0][written:], *buffers[1:]]
 
     def _write(self, data: memoryview) -> None:
-        assert self._fd is not None
-        while data:
-            written = os.write(self._fd, data)
-            data = data[written:]
+        self._write_all([data])
 
     def close(self) -> SpooledFile:
+        self.flush()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
         return SpooledFile(self.path, self._transfer_syntax, self._offset, self._length)
 
     def discard(self) -> None:
+        self._pending, self._pending_bytes = [], 0
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

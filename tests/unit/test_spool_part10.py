@@ -227,13 +227,37 @@ def test_a_failing_disk_write_is_a_dimse_error_and_leaves_no_file(
 ) -> None:
     sink = SpoolSink(str(tmp_path), CTImageStorage, "1.2.3", ExplicitVRLittleEndian)
 
-    def disk_full(fd: int, data: object) -> int:
+    def disk_full(fd: int, buffers: object) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(spool.os, "write", disk_full)
+    monkeypatch.setattr(spool.os, "writev", disk_full)
+    sink.write(memoryview(b"\0" * 16))  # held until the receiver flushes
     with pytest.raises(DIMSEError, match="No space left"):
-        sink.write(memoryview(b"\0" * 16))
+        sink.flush()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fragments_are_written_together_and_partial_writes_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = SpoolSink(str(tmp_path), CTImageStorage, "1.2.3", ExplicitVRLittleEndian)
+    real_writev = spool.os.writev
+    calls: list[int] = []
+
+    def short_writev(fd: int, buffers: list[memoryview]) -> int:
+        calls.append(len(buffers))
+        return real_writev(fd, [bytes(buffers[0])[:3]])  # the kernel took 3 bytes only
+
+    monkeypatch.setattr(spool.os, "writev", short_writev)
+    fragments = [bytes([n]) * 10 for n in range(5)]
+    for fragment in fragments:
+        sink.write(memoryview(fragment))
+    assert calls == []
+    spooled = sink.close()
+    assert calls[0] == 5
+    with open(spooled.path, "rb") as f:
+        f.seek(spooled.data_offset)
+        assert f.read() == b"".join(fragments)
 
 
 def test_an_unusable_spool_directory_is_a_dimse_error(tmp_path: Path) -> None:
