@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -149,6 +150,7 @@ class DicomNet(DimseServices):
         self._outcome = ConnectionOutcome()
         self._operations = OutstandingOperations()
         self._throttled = 0  # threads blocked in _throttle
+        self._last_activity = 0.0  # monotonic time bytes last moved (for wait_response)
         self._report_sends = False
         self._received_file: str | None = None
         # Received C-STORE data: parse into a Dataset for OnReceiveCStoreRequest (True),
@@ -578,13 +580,16 @@ class DicomNet(DimseServices):
         """Block until the final response to request ``message_id`` arrives.
 
         Pending responses are delivered to the callbacks as they come; this returns the
-        last one (status not Pending), with its decoded data set in ``dataset``.
+        last one (status not Pending), with its decoded data set in ``dataset``. The
+        timeout (default ``timeouts.dimse``) runs while the connection is silent: bytes
+        still going out, or pending responses coming in, restart it.
         """
         outcome = self._outcome
         outcome.wait(
             lambda: outcome.has_response(message_id) or outcome.ended,
             self.timeouts.dimse if timeout is None else timeout,
             f"the response to message {message_id}",
+            last_activity=lambda: self._last_activity,
         )
         response = outcome.take_response(message_id)
         if response is None:
@@ -700,6 +705,7 @@ class DicomNet(DimseServices):
         self.OnSecureLinkReady(_OK if error is None else DicomExceptionCode.NetSecurityBreach)
 
     def _on_sent(self, finished: list[tuple[int, int]]) -> None:
+        self._last_activity = time.monotonic()
         engine = self._engine
         if self._throttled and engine is not None and (
             engine.send_queue.backlog <= SEND_BACKLOG_LOW
@@ -715,6 +721,7 @@ class DicomNet(DimseServices):
         engine = self._engine
         if engine is None or self._dispatching:
             return
+        self._last_activity = time.monotonic()
         self._dispatching = True
         try:
             while True:

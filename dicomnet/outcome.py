@@ -59,28 +59,39 @@ class ConnectionOutcome:
         description = self.end_description or "connection closed"
         return AssociationAborted(f"{what} failed: {description}", source, reason)
 
-    def wait(self, done: Callable[[], bool], timeout: float | None, what: str) -> None:
-        """Block until ``done()``; raise ``DicomException`` (NetTimeout) after ``timeout``."""
+    def wait(
+        self,
+        done: Callable[[], bool],
+        timeout: float | None,
+        what: str,
+        last_activity: Callable[[], float] | None = None,
+    ) -> None:
+        """Block until ``done()``; raise ``DicomException`` (NetTimeout) after ``timeout``.
+
+        With ``last_activity`` (a monotonic time) the timeout counts from the later of the
+        start and the last activity, so a large data set still being sent does not count
+        against the wait for its response."""
         if runtime.is_threaded() and runtime.on_loop_thread():
             raise DicomException(
                 DicomExceptionCode.Parameter,
                 f"waiting for {what} on the loop thread (inside a callback) would deadlock; "
                 "react in the callback instead, or wait from another thread",
             )
-        deadline = None if timeout is None else time.monotonic() + timeout
+        start = time.monotonic()
+
+        def remaining() -> float | None:
+            if timeout is None:
+                return None
+            since = max(start, last_activity()) if last_activity else start
+            left = since + timeout - time.monotonic()
+            if left <= 0:
+                raise DicomException(DicomExceptionCode.NetTimeout, f"timed out waiting for {what}")
+            return left
+
         if runtime.is_threaded():
             with self.cond:
                 while not done():
-                    self.cond.wait(_remaining(deadline, what))
+                    self.cond.wait(remaining())
             return
         while not done():
-            runtime.pump(_remaining(deadline, what))
-
-
-def _remaining(deadline: float | None, what: str) -> float | None:
-    if deadline is None:
-        return None
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise DicomException(DicomExceptionCode.NetTimeout, f"timed out waiting for {what}")
-    return remaining
+            runtime.pump(remaining())
