@@ -477,7 +477,7 @@ class Connection:
             self._run_effect(effect, now, pdu)
         self._update_acse_timer(now)
 
-    def _run_effect(self, effect: Effect, now: float, pdu: PDU | None) -> None:  # noqa: C901
+    def _run_effect(self, effect: Effect, now: float, pdu: PDU | None) -> None:
         if effect is Effect.SEND_ASSOCIATE_RQ:
             self._send_pdu(self._outgoing.pop("rq"))  # type: ignore[arg-type]
         elif effect is Effect.SEND_ASSOCIATE_AC:

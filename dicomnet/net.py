@@ -78,7 +78,7 @@ log = logging.getLogger("dicomnet.net")
 _OK = DicomExceptionCode.Success
 
 
-def _emit(net: DicomNet, name: str, arguments: Mapping[str, Any]) -> None:  # noqa: D103
+def _emit(net: DicomNet, name: str, arguments: Mapping[str, Any]) -> None:
     """Send the signal of callback ``name`` with the callback's own arguments."""
     kwargs = {k: v for k, v in arguments.items() if k != "self"}
     signals.signal_for(name).send(net, **kwargs)
@@ -736,7 +736,7 @@ class DicomNet(DimseServices):
         finally:
             self._dispatching = False
 
-    def _dispatch(self, event: ev.Event) -> None:  # noqa: C901
+    def _dispatch(self, event: ev.Event) -> None:
         if isinstance(event, ev.MessageReceived):
             self._dispatch_message(event.message)
         elif isinstance(event, ev.PduReceived):
