@@ -219,7 +219,21 @@ class DicomAssociate:
         self.SetAsynchronousOperations(False, 1, 1)
 
     def Reset(self, request: bool) -> None:
-        """Clear everything (AE titles, contexts, user information) and apply ``Default()``."""
+        """Clear everything (AE titles, contexts, user information) and apply ``Default()``.
+
+        ``Reset(False)`` on a request instead turns it into the skeleton of its accept:
+        AE titles, application context and every proposed context ID with its abstract
+        syntax stay; each context starts rejected (``ProviderReject``, no transfer
+        syntax) until the SCP calls ``SetResult`` and ``AddTransfer`` for it.
+        """
+        skeleton = (
+            [_Context(c.context_id, DicomAssociateAcceptResultType.ProviderReject,
+                      c.abstract_syntax) for c in self._contexts]
+            if getattr(self, "_request", False) and not request
+            else None
+        )
+        called, calling = getattr(self, "Called", ""), getattr(self, "Calling", "")
+        context_name = getattr(self, "ApplicationContextName", uids.APPLICATION_CONTEXT)
         self._request = bool(request)
         self.Called = ""
         self.Calling = ""
@@ -229,6 +243,9 @@ class DicomAssociate:
         self._user_identity_response: bytes | None = None
         self._raw_user_information: list[UnknownSubItem] = []
         self.Default()
+        if skeleton is not None:
+            self.Called, self.Calling, self.ApplicationContextName = called, calling, context_name
+            self._contexts = skeleton
 
     # -- asynchronous operations window (53H) ---------------------------------------
 

@@ -111,18 +111,47 @@ def test_new_object_holds_the_defaults(request_kind: bool) -> None:
 
 
 def test_reset_clears_everything_and_switches_kind() -> None:
-    associate = make_request((1, CT, [ELE]))
+    associate = DicomAssociate(False)
+    associate.Called, associate.Calling = "SCP", "SCU"
+    associate.AddPresentationContext(1, Result.Success, CT)
     associate.MaxLength = 0
     associate.SetAsynchronousOperations(True, 5, 5)
     associate.AddUserInformation(0x70, b"x")
-    associate.set_user_identity(1, "bob")
-    associate.Reset(False)
-    assert not associate.IsRequest
+    associate.Reset(True)
+    assert associate.IsRequest
     assert (associate.Called, associate.Calling) == ("", "")
     assert associate.PresentationContextCount == 0 and associate.UserInformationCount == 0
     assert associate.MaxLength == DEFAULT_MAX_LENGTH
     assert not associate.IsAsynchronousOperations
-    assert associate.user_identity is None
+
+
+def test_reset_of_a_request_to_an_accept_keeps_what_the_accept_answers() -> None:
+    associate = make_request((1, CT, [ELE]), (3, MR, [ELE, ILE]))
+    associate.MaxLength = 0
+    associate.SetAsynchronousOperations(True, 5, 5)
+    associate.AddUserInformation(0x70, b"x")
+    associate.set_user_identity(1, "bob")
+    called, calling = associate.Called, associate.Calling
+    associate.Reset(False)
+    assert not associate.IsRequest
+    assert (associate.Called, associate.Calling) == (called, calling)
+    assert context_ids(associate) == [1, 3]
+    assert [associate.GetAbstract(i) for i in (1, 3)] == [CT, MR]
+    assert all(
+        associate.GetResult(i) == Result.ProviderReject
+        and associate.GetTransferCount(i) == 0
+        for i in (1, 3)
+    )
+    assert associate.UserInformationCount == 0 and associate.user_identity is None
+    assert associate.MaxLength == DEFAULT_MAX_LENGTH
+    assert not associate.IsAsynchronousOperations
+    associate.SetResult(1, Result.Success)
+    associate.AddTransfer(1, ELE)
+    accept = associate.to_accept_pdu()
+    assert [(c.context_id, c.result, c.transfer_syntax) for c in accept.presentation_contexts] == [
+        (1, 0, ELE),
+        (3, Result.ProviderReject, ""),
+    ]
 
 
 def test_default_restores_values_but_keeps_contexts() -> None:
