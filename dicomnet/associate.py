@@ -227,8 +227,12 @@ class DicomAssociate:
         syntax) until the SCP calls ``SetResult`` and ``AddTransfer`` for it.
         """
         skeleton = (
-            [_Context(c.context_id, DicomAssociateAcceptResultType.ProviderReject,
-                      c.abstract_syntax) for c in self._contexts]
+            [
+                _Context(
+                    c.context_id, DicomAssociateAcceptResultType.ProviderReject, c.abstract_syntax
+                )
+                for c in self._contexts
+            ]
             if getattr(self, "_request", False) and not request
             else None
         )

@@ -62,8 +62,9 @@ _PDU_EVENTS = {
 }
 
 # States in which the association exists for DIMSE purposes (data may flow).
-ASSOCIATED_STATES = frozenset({State.Sta6, State.Sta7, State.Sta8, State.Sta9, State.Sta10,
-                               State.Sta11, State.Sta12})
+ASSOCIATED_STATES = frozenset(
+    {State.Sta6, State.Sta7, State.Sta8, State.Sta9, State.Sta10, State.Sta11, State.Sta12}
+)
 
 
 @dataclass(frozen=True)
@@ -486,7 +487,8 @@ class Connection:
             self._send_pdu(self._outgoing.pop("rj"))  # type: ignore[arg-type]
         elif effect is Effect.SEND_PDATA:
             self.send_queue.push_stream(
-                DicomPduType.DataTransfer, self._outgoing.pop("pdata")  # type: ignore[arg-type]
+                DicomPduType.DataTransfer,
+                self._outgoing.pop("pdata"),  # type: ignore[arg-type]
             )
         elif effect is Effect.SEND_RELEASE_RQ:
             self._send_pdu(ReleaseRQ())

@@ -121,6 +121,7 @@ class EventLoop:
 
     def stop(self) -> None:
         """Make ``run_forever`` return after the current iteration. Safe from any thread."""
+
         def _stop() -> None:
             self._stopping = True
 
@@ -258,8 +259,9 @@ class StreamChannel:
             self._lost(f"security handshake failed: {exc}")
             return
         if not done:
-            self._want(selectors.EVENT_READ | (selectors.EVENT_WRITE if self.layer.wants_write
-                                               else 0))
+            self._want(
+                selectors.EVENT_READ | (selectors.EVENT_WRITE if self.layer.wants_write else 0)
+            )
             return
         self._secured = True
         if self.on_secure:

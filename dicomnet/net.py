@@ -424,9 +424,10 @@ class DicomNet(DimseServices):
         """Send one DIMSE message: checks, data set encoding, then the engine (loop)."""
         field = int(command["CommandField"])
         is_request = _is_request(field)
-        final_response = bool(field & RESPONSE_BIT) and status_category(
-            int(command.get("Status", 0))
-        ) is not StatusCategory.PENDING
+        final_response = (
+            bool(field & RESPONSE_BIT)
+            and status_category(int(command.get("Status", 0))) is not StatusCategory.PENDING
+        )
 
         def send(engine: Connection, now: float) -> None:
             if field == DicomCommandType.CStore:
@@ -450,11 +451,11 @@ class DicomNet(DimseServices):
         transfer_syntax = self._transfer_syntax(presentation_id)
         if isinstance(data_set, Dataset):
             return BytesSource(encode_dataset(data_set, transfer_syntax))
-        part10 = (
-            data_set if isinstance(data_set, Part10File) else read_part10_header(data_set)
-        )
-        for keyword, value in (("AffectedSOPClassUID", part10.sop_class_uid),
-                               ("AffectedSOPInstanceUID", part10.sop_instance_uid)):
+        part10 = data_set if isinstance(data_set, Part10File) else read_part10_header(data_set)
+        for keyword, value in (
+            ("AffectedSOPClassUID", part10.sop_class_uid),
+            ("AffectedSOPInstanceUID", part10.sop_instance_uid),
+        ):
             if keyword in command and not command[keyword]:
                 command[keyword] = value
         return part10_source(part10, transfer_syntax)
@@ -558,8 +559,9 @@ class DicomNet(DimseServices):
         outcome = self._outcome
         outcome.wait(lambda: outcome.connect_result is not None, timeout, "the connection")
         if outcome.connect_result is not _OK:
-            raise DicomException(outcome.connect_result or DicomExceptionCode.NetFailure,
-                                 outcome.connect_message)
+            raise DicomException(
+                outcome.connect_result or DicomExceptionCode.NetFailure, outcome.connect_message
+            )
 
     def wait_associated(self, timeout: float | None = None) -> DicomAssociate:
         """Block until the association is accepted; raise on reject, abort or timeout."""
@@ -672,7 +674,8 @@ class DicomNet(DimseServices):
             self._engine,
             self._drain,
             on_sent=self._on_sent,
-            on_secure=self._on_secure if self._security_mode is not DicomNetSecurityMode.None_
+            on_secure=self._on_secure
+            if self._security_mode is not DicomNetSecurityMode.None_
             else None,
         )
         self._channel.start(server_side=not is_requestor)
@@ -692,8 +695,10 @@ class DicomNet(DimseServices):
         self._connecting = None
         if error is not None or sock is None:
             code = _error_code(error)
-            message = (f"cannot connect to {self._peer[0]}:{self._peer[1]}: "
-                       f"{error.strerror if error else 'unknown error'}")
+            message = (
+                f"cannot connect to {self._peer[0]}:{self._peer[1]}: "
+                f"{error.strerror if error else 'unknown error'}"
+            )
             self._outcome.set(connect_result=code, connect_message=message)
             self.OnConnect(code)
             return
@@ -707,8 +712,10 @@ class DicomNet(DimseServices):
     def _on_sent(self, finished: list[tuple[int, int]]) -> None:
         self._last_activity = time.monotonic()
         engine = self._engine
-        if self._throttled and engine is not None and (
-            engine.send_queue.backlog <= SEND_BACKLOG_LOW
+        if (
+            self._throttled
+            and engine is not None
+            and (engine.send_queue.backlog <= SEND_BACKLOG_LOW)
         ):
             self._outcome.set()
         if self._report_sends:
@@ -748,9 +755,12 @@ class DicomNet(DimseServices):
                 self._abort_for(f"unusable A-ASSOCIATE-RQ: {exc.message}")
                 return
             self._association = self._request
-            log.info("association request from %s to %s (%d presentation contexts)",
-                     event.pdu.calling_ae, event.pdu.called_ae,
-                     len(event.pdu.presentation_contexts))
+            log.info(
+                "association request from %s to %s (%d presentation contexts)",
+                event.pdu.calling_ae,
+                event.pdu.called_ae,
+                len(event.pdu.presentation_contexts),
+            )
             self.OnReceiveAssociateRequest(self._request)
         elif isinstance(event, ev.AssociateAcceptReceived):
             try:
@@ -759,8 +769,12 @@ class DicomNet(DimseServices):
                 self._abort_for(f"unusable A-ASSOCIATE-AC: {exc.message}")
                 return
             accepted = sum(1 for pc in event.pdu.presentation_contexts if pc.result == 0)
-            log.info("association accepted by %s: %d of %d presentation contexts",
-                     event.pdu.called_ae, accepted, len(event.pdu.presentation_contexts))
+            log.info(
+                "association accepted by %s: %d of %d presentation contexts",
+                event.pdu.called_ae,
+                accepted,
+                len(event.pdu.presentation_contexts),
+            )
             window = _window(self._association, is_requestor=True)
             self._operations.max_invoked, self._operations.max_performed = window
             self._outcome.set()
@@ -826,7 +840,8 @@ class DicomNet(DimseServices):
         if not self._operations.responded(message.message_id_being_responded_to or 0, final):
             log.warning(
                 "dropping %s for message ID %s: no such request is outstanding",
-                message_name(field), message.message_id_being_responded_to,
+                message_name(field),
+                message.message_id_being_responded_to,
             )
             self._discard_data(message)
             return
@@ -879,8 +894,11 @@ class DicomNet(DimseServices):
         if not dispatch(self, message, data_set):
             self.OnReceiveUnknown(message.context_id, command_to_dataset(command), data_set)
         if not handled and _is_request(message.command_field):
-            self._refuse(message, DicomCommandStatusType.UnrecognizedOperation,
-                         f"no handler for {message_name(message.command_field)}")
+            self._refuse(
+                message,
+                DicomCommandStatusType.UnrecognizedOperation,
+                f"no handler for {message_name(message.command_field)}",
+            )
 
     def _may_receive_store(self, message: Message) -> bool:
         """A requestor takes C-STORE-RQ (C-GET sub-operations) only where it negotiated
@@ -894,9 +912,12 @@ class DicomNet(DimseServices):
         comment = "SCP role for this SOP class was not negotiated (role selection)"
         log.warning("refusing C-STORE-RQ %s: %s", message.message_id, comment)
         self.SendCStoreResponse(
-            message.context_id, message.message_id or 0,
-            message.affected_sop_class_uid or "", message.affected_sop_instance_uid or "",
-            DicomCommandStatusType.NotAuthorized, ErrorComment=comment,
+            message.context_id,
+            message.message_id or 0,
+            message.affected_sop_class_uid or "",
+            message.affected_sop_instance_uid or "",
+            DicomCommandStatusType.NotAuthorized,
+            ErrorComment=comment,
         )
         return False
 
@@ -915,17 +936,14 @@ class DicomNet(DimseServices):
         self._discard_data(message)
         if message.command_field & RESPONSE_BIT:
             return
-        status = FAILURE_STATUS.get(
-            message.command_field, DicomCommandStatusType.ProcessingFailure
-        )
+        status = FAILURE_STATUS.get(message.command_field, DicomCommandStatusType.ProcessingFailure)
         self._refuse(message, status, reason)
 
     def _refuse_unstorable(self, message: Message) -> None:
         """The data set could not be kept (disk full, unwritable temp folder): refuse the
         request with Out of Resources (PS3.4 B.2.3) or Processing Failure."""
         reason = f"cannot keep the data set: {message.error}"
-        log.warning("%s %s: %s", message_name(message.command_field), message.message_id,
-                    reason)
+        log.warning("%s %s: %s", message_name(message.command_field), message.message_id, reason)
         if _is_request(message.command_field):
             status = OUT_OF_RESOURCES_STATUS.get(
                 message.command_field, DicomCommandStatusType.ProcessingFailure
@@ -938,8 +956,9 @@ class DicomNet(DimseServices):
         self._discard_data(message)
         limit = self._operations.max_performed
         reason = f"{self._operations.performing} operations in progress; the window is {limit}"
-        log.warning("refusing %s %s: %s", message_name(message.command_field),
-                    message.message_id, reason)
+        log.warning(
+            "refusing %s %s: %s", message_name(message.command_field), message.message_id, reason
+        )
         self._refuse(message, DicomCommandStatusType.ResourceLimitation, reason)
 
     def _refuse(self, message: Message, status: int, reason: str) -> None:

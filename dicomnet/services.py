@@ -261,8 +261,14 @@ class DimseServices:
         **extra: Any,
     ) -> None:
         self._send_retrieve_response(
-            DicomCommandType.CGet, presentation_id, message_id, affected_class, status,
-            (remaining, completed, failed, warning), data_set, extra,
+            DicomCommandType.CGet,
+            presentation_id,
+            message_id,
+            affected_class,
+            status,
+            (remaining, completed, failed, warning),
+            data_set,
+            extra,
         )
 
     def SendCMoveRequest(
@@ -298,8 +304,14 @@ class DimseServices:
         **extra: Any,
     ) -> None:
         self._send_retrieve_response(
-            DicomCommandType.CMove, presentation_id, message_id, affected_class, status,
-            (remaining, completed, failed, warning), data_set, extra,
+            DicomCommandType.CMove,
+            presentation_id,
+            message_id,
+            affected_class,
+            status,
+            (remaining, completed, failed, warning),
+            data_set,
+            extra,
         )
 
     def _send_retrieve_response(
@@ -423,8 +435,9 @@ class DimseServices:
         **extra: Any,
     ) -> None:
         command = {
-            **self._n_response_base(DicomCommandType.NReport, message_id, affected_class,
-                                    instance, status),
+            **self._n_response_base(
+                DicomCommandType.NReport, message_id, affected_class, instance, status
+            ),
             "EventTypeID": dicom_event,
         }
         self._send_response(presentation_id, command, data_set, extra)
@@ -572,8 +585,7 @@ class DimseServices:
         **extra: Any,
     ) -> None:
         command = {
-            **self._n_request_base(DicomCommandType.NAction, message_id, affected_class,
-                                   instance),
+            **self._n_request_base(DicomCommandType.NAction, message_id, affected_class, instance),
             "ActionTypeID": action,
         }
         self._send_request(presentation_id, command, data_set, extra)
@@ -590,8 +602,9 @@ class DimseServices:
         **extra: Any,
     ) -> None:
         command = {
-            **self._n_response_base(DicomCommandType.NAction, message_id, affected_class,
-                                    instance, status),
+            **self._n_response_base(
+                DicomCommandType.NAction, message_id, affected_class, instance, status
+            ),
             "ActionTypeID": action,
         }
         self._send_response(presentation_id, command, data_set, extra)
@@ -752,6 +765,7 @@ class DimseServices:
 
 # -- receiving: command field -> how to call the callback ----------------------------
 
+
 def _text(command: dict[str, Any], keyword: str) -> str:
     value = command.get(keyword)
     return value if isinstance(value, str) else ""
@@ -797,9 +811,7 @@ def _tags(command: dict[str, Any]) -> list[int]:
 def _target(command: dict[str, Any]) -> tuple[str, str]:
     """(SOP class, SOP instance) from Affected or, in N requests, Requested UIDs."""
     sop_class = _text(command, "AffectedSOPClassUID") or _text(command, "RequestedSOPClassUID")
-    instance = _text(command, "AffectedSOPInstanceUID") or _text(
-        command, "RequestedSOPInstanceUID"
-    )
+    instance = _text(command, "AffectedSOPInstanceUID") or _text(command, "RequestedSOPInstanceUID")
     return sop_class, instance
 
 
@@ -817,64 +829,118 @@ def _rid(c: dict[str, Any]) -> int:
 
 _HANDLERS: dict[int, Handler] = {
     DicomCommandType.CEcho: lambda n, m, d: n.OnReceiveCEchoRequest(
-        m.context_id, _mid(m.command), _text(m.command, "AffectedSOPClassUID")),
+        m.context_id, _mid(m.command), _text(m.command, "AffectedSOPClassUID")
+    ),
     DicomCommandType.CEcho | _R: lambda n, m, d: n.OnReceiveCEchoResponse(
-        m.context_id, _rid(m.command), _text(m.command, "AffectedSOPClassUID"),
-        _status_of(m.command)),
+        m.context_id,
+        _rid(m.command),
+        _text(m.command, "AffectedSOPClassUID"),
+        _status_of(m.command),
+    ),
     DicomCommandType.CStore: lambda n, m, d: n.OnReceiveCStoreRequest(
-        m.context_id, _mid(m.command), *_target(m.command), _priority_of(m.command),
+        m.context_id,
+        _mid(m.command),
+        *_target(m.command),
+        _priority_of(m.command),
         _text(m.command, "MoveOriginatorApplicationEntityTitle"),
-        _number(m.command, "MoveOriginatorMessageID"), d),
+        _number(m.command, "MoveOriginatorMessageID"),
+        d,
+    ),
     DicomCommandType.CStore | _R: lambda n, m, d: n.OnReceiveCStoreResponse(
-        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command)),
+        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command)
+    ),
     DicomCommandType.CFind: lambda n, m, d: n.OnReceiveCFindRequest(
-        m.context_id, _mid(m.command), _text(m.command, "AffectedSOPClassUID"),
-        _priority_of(m.command), d),
+        m.context_id,
+        _mid(m.command),
+        _text(m.command, "AffectedSOPClassUID"),
+        _priority_of(m.command),
+        d,
+    ),
     DicomCommandType.CFind | _R: lambda n, m, d: n.OnReceiveCFindResponse(
-        m.context_id, _rid(m.command), _text(m.command, "AffectedSOPClassUID"),
-        _status_of(m.command), d),
+        m.context_id,
+        _rid(m.command),
+        _text(m.command, "AffectedSOPClassUID"),
+        _status_of(m.command),
+        d,
+    ),
     DicomCommandType.CGet: lambda n, m, d: n.OnReceiveCGetRequest(
-        m.context_id, _mid(m.command), _text(m.command, "AffectedSOPClassUID"),
-        _priority_of(m.command), d),
+        m.context_id,
+        _mid(m.command),
+        _text(m.command, "AffectedSOPClassUID"),
+        _priority_of(m.command),
+        d,
+    ),
     DicomCommandType.CGet | _R: lambda n, m, d: n.OnReceiveCGetResponse(
-        m.context_id, _rid(m.command), _text(m.command, "AffectedSOPClassUID"),
-        _status_of(m.command), *_counts(m.command), d),
+        m.context_id,
+        _rid(m.command),
+        _text(m.command, "AffectedSOPClassUID"),
+        _status_of(m.command),
+        *_counts(m.command),
+        d,
+    ),
     DicomCommandType.CMove: lambda n, m, d: n.OnReceiveCMoveRequest(
-        m.context_id, _mid(m.command), _text(m.command, "AffectedSOPClassUID"),
-        _priority_of(m.command), _text(m.command, "MoveDestination"), d),
+        m.context_id,
+        _mid(m.command),
+        _text(m.command, "AffectedSOPClassUID"),
+        _priority_of(m.command),
+        _text(m.command, "MoveDestination"),
+        d,
+    ),
     DicomCommandType.CMove | _R: lambda n, m, d: n.OnReceiveCMoveResponse(
-        m.context_id, _rid(m.command), _text(m.command, "AffectedSOPClassUID"),
-        _status_of(m.command), *_counts(m.command), d),
+        m.context_id,
+        _rid(m.command),
+        _text(m.command, "AffectedSOPClassUID"),
+        _status_of(m.command),
+        *_counts(m.command),
+        d,
+    ),
     C_CANCEL: lambda n, m, d: n.OnReceiveCCancelRequest(m.context_id, _rid(m.command)),
     DicomCommandType.NReport: lambda n, m, d: n.OnReceiveNReportRequest(
-        m.context_id, _mid(m.command), *_target(m.command), _number(m.command, "EventTypeID"),
-        d),
+        m.context_id, _mid(m.command), *_target(m.command), _number(m.command, "EventTypeID"), d
+    ),
     DicomCommandType.NReport | _R: lambda n, m, d: n.OnReceiveNReportResponse(
-        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command),
-        _number(m.command, "EventTypeID"), d),
+        m.context_id,
+        _rid(m.command),
+        *_target(m.command),
+        _status_of(m.command),
+        _number(m.command, "EventTypeID"),
+        d,
+    ),
     DicomCommandType.NGet: lambda n, m, d: n.OnReceiveNGetRequest(
-        m.context_id, _mid(m.command), *_target(m.command),
-        _tags(m.command)),
+        m.context_id, _mid(m.command), *_target(m.command), _tags(m.command)
+    ),
     DicomCommandType.NGet | _R: lambda n, m, d: n.OnReceiveNGetResponse(
-        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command), d),
+        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command), d
+    ),
     DicomCommandType.NSet: lambda n, m, d: n.OnReceiveNSetRequest(
-        m.context_id, _mid(m.command), *_target(m.command), d),
+        m.context_id, _mid(m.command), *_target(m.command), d
+    ),
     DicomCommandType.NSet | _R: lambda n, m, d: n.OnReceiveNSetResponse(
-        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command), d),
+        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command), d
+    ),
     DicomCommandType.NAction: lambda n, m, d: n.OnReceiveNActionRequest(
-        m.context_id, _mid(m.command), *_target(m.command), _number(m.command, "ActionTypeID"),
-        d),
+        m.context_id, _mid(m.command), *_target(m.command), _number(m.command, "ActionTypeID"), d
+    ),
     DicomCommandType.NAction | _R: lambda n, m, d: n.OnReceiveNActionResponse(
-        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command),
-        _number(m.command, "ActionTypeID"), d),
+        m.context_id,
+        _rid(m.command),
+        *_target(m.command),
+        _status_of(m.command),
+        _number(m.command, "ActionTypeID"),
+        d,
+    ),
     DicomCommandType.NCreate: lambda n, m, d: n.OnReceiveNCreateRequest(
-        m.context_id, _mid(m.command), *_target(m.command), d),
+        m.context_id, _mid(m.command), *_target(m.command), d
+    ),
     DicomCommandType.NCreate | _R: lambda n, m, d: n.OnReceiveNCreateResponse(
-        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command), d),
+        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command), d
+    ),
     DicomCommandType.NDelete: lambda n, m, d: n.OnReceiveNDeleteRequest(
-        m.context_id, _mid(m.command), *_target(m.command)),
+        m.context_id, _mid(m.command), *_target(m.command)
+    ),
     DicomCommandType.NDelete | _R: lambda n, m, d: n.OnReceiveNDeleteResponse(
-        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command)),
+        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command)
+    ),
 }
 
 

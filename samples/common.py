@@ -266,8 +266,11 @@ def keep_received_file(
 def add_server_options(parser: argparse.ArgumentParser) -> None:
     """What every sample SCP takes besides the common options: where to listen."""
     parser.add_argument("--bind", default="", help="local address to listen on (default: all)")
-    parser.add_argument("--check-called-aet", action="store_true",
-                        help="reject associations whose called AE title is not -aet")
+    parser.add_argument(
+        "--check-called-aet",
+        action="store_true",
+        help="reject associations whose called AE title is not -aet",
+    )
     parser.add_argument("port", type=int, help="port to listen on (0: any free port)")
 
 

@@ -202,8 +202,10 @@ def find_dcmtk(program: str) -> str | None:
 def make_images(demo: Demo) -> Outcome:
     images = demo.workdir / "images"
     images.mkdir()
-    written = [write_ct_image(images / f"ct{index}.dcm", index, transfer_syntax)
-               for index, transfer_syntax in enumerate(DEMO_TRANSFER_SYNTAXES, 1)]
+    written = [
+        write_ct_image(images / f"ct{index}.dcm", index, transfer_syntax)
+        for index, transfer_syntax in enumerate(DEMO_TRANSFER_SYNTAXES, 1)
+    ]
     say("\n".join(f"{path.name}: {uid}" for path, uid in written))
     return Outcome(True, f"{len(written)} CT images (256x256, 16 bit) in {images.name}/")
 
@@ -261,8 +263,11 @@ def check_received(demo: Demo, sender: str) -> Outcome:
     """Every sent image is on the SCP's disk with the same pixel data."""
     from pydicom import dcmread
 
-    received = {path.name.split(".", 1)[1]: path
-                for path in (demo.workdir / "received").iterdir() if path.is_file()}
+    received = {
+        path.name.split(".", 1)[1]: path
+        for path in (demo.workdir / "received").iterdir()
+        if path.is_file()
+    }
     for sent in sorted((demo.workdir / "images").iterdir()):
         original = dcmread(sent)
         path = received.get(original.SOPInstanceUID)
@@ -298,12 +303,12 @@ DEMO_TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.1
 def write_ct_image(path: Path, index: int, transfer_syntax: str) -> tuple[Path, str]:
     """A small synthetic CT image, saved as a Part-10 file."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import generate_uid
+    from pydicom.uid import UID, generate_uid
 
-    ct_image_storage = "1.2.840.10008.5.1.4.1.1.2"
+    ct_image_storage = UID("1.2.840.10008.5.1.4.1.1.2")
     dataset = Dataset()
     dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.TransferSyntaxUID = transfer_syntax
+    dataset.file_meta.TransferSyntaxUID = UID(transfer_syntax)
     dataset.file_meta.MediaStorageSOPClassUID = ct_image_storage
     dataset.SOPClassUID = ct_image_storage
     dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()

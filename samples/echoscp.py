@@ -30,8 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args)
 
     DicomNet.Startup()
-    server = SampleServer(args.aet, VERIFICATION_ONLY, max_pdu=args.pdu,
-                          timeouts=timeouts_from(args), check_called_aet=args.check_called_aet)
+    server = SampleServer(
+        args.aet,
+        VERIFICATION_ONLY,
+        max_pdu=args.pdu,
+        timeouts=timeouts_from(args),
+        check_called_aet=args.check_called_aet,
+    )
     return serve("echoscp", server, args)
 
 

@@ -49,8 +49,10 @@ def echo(args: argparse.Namespace, net: DicomNet) -> int:
             print(f"echoscu: C-ECHO {message_id} status 0x{status:04X}", file=sys.stderr)
     net.SendReleaseRequest()
     net.wait_released()
-    print(f"echoscu: {args.repeat - failures} of {args.repeat} C-ECHO requests to "
-          f"{args.aec}@{args.peer}:{args.port} succeeded")
+    print(
+        f"echoscu: {args.repeat - failures} of {args.repeat} C-ECHO requests to "
+        f"{args.aec}@{args.peer}:{args.port} succeeded"
+    )
     return 0 if failures == 0 else 1
 
 

@@ -652,4 +652,3 @@ def storage_contexts_for(files: Iterable[Part10File], limit: int = 128) -> list[
             syntaxes += [s for s in QUERY_TRANSFER_SYNTAXES if s != transfer_syntax]
         contexts.append((sop_class, syntaxes))
     return contexts
-
