@@ -138,8 +138,7 @@ def test_reset_of_a_request_to_an_accept_keeps_what_the_accept_answers() -> None
     assert context_ids(associate) == [1, 3]
     assert [associate.GetAbstract(i) for i in (1, 3)] == [CT, MR]
     assert all(
-        associate.GetResult(i) == Result.ProviderReject
-        and associate.GetTransferCount(i) == 0
+        associate.GetResult(i) == Result.ProviderReject and associate.GetTransferCount(i) == 0
         for i in (1, 3)
     )
     assert associate.UserInformationCount == 0 and associate.user_identity is None

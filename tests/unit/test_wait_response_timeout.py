@@ -33,18 +33,25 @@ class SlowFindChild(DicomNet):
         policy = AcceptPolicy(supported={STUDY_ROOT_FIND: [IMPLICIT_VR_LE]})
         self.SendAssociateAccept(build_accept(association, policy))
 
-    def OnReceiveCFindRequest(self, presentation_id, message_id, affected_class, priority,
-                              data_set):  # type: ignore[no-untyped-def]
+    def OnReceiveCFindRequest(
+        self, presentation_id, message_id, affected_class, priority, data_set
+    ):  # type: ignore[no-untyped-def]
         def answer() -> None:
             for number in range(self.pending):
                 time.sleep(self.gap)
                 match = Dataset()
                 match.StudyInstanceUID = f"1.2.3.{number}"
-                self.SendCFindResponse(presentation_id, message_id, affected_class,
-                                       DicomCommandStatusType.Pending, match)
+                self.SendCFindResponse(
+                    presentation_id,
+                    message_id,
+                    affected_class,
+                    DicomCommandStatusType.Pending,
+                    match,
+                )
             time.sleep(self.gap)
-            self.SendCFindResponse(presentation_id, message_id, affected_class,
-                                   DicomCommandStatusType.Success, None)
+            self.SendCFindResponse(
+                presentation_id, message_id, affected_class, DicomCommandStatusType.Success, None
+            )
 
         threading.Thread(target=answer, daemon=True).start()
 
