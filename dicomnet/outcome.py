@@ -17,6 +17,8 @@ from .dimse.assembly import Message
 from .errors import AssociationAborted, DicomException, DicomExceptionCode
 from .pdu import AssociateRJ
 
+KEPT_RESPONSES = 4096  # unclaimed final responses kept per connection
+
 
 class ConnectionOutcome:
     """The record of one connection: how connect, association, release and the final
@@ -43,8 +45,12 @@ class ConnectionOutcome:
             self.cond.notify_all()
 
     def add_response(self, message: Message) -> None:
+        """Keep a final response for ``wait_response``. Programs that only use callbacks
+        never take them, so only the newest ``KEPT_RESPONSES`` are kept."""
         with self.cond:
             self._responses[message.message_id_being_responded_to or 0] = message
+            while len(self._responses) > KEPT_RESPONSES:
+                del self._responses[next(iter(self._responses))]
             self.cond.notify_all()
 
     def has_response(self, message_id: int) -> bool:

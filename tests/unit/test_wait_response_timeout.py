@@ -108,3 +108,16 @@ def test_silence_longer_than_the_timeout_fails(associated_scu: DicomNet) -> None
     with pytest.raises(DicomException) as raised:
         associated_scu.wait_response(find(associated_scu), timeout=0.3)
     assert raised.value.Code == DicomExceptionCode.NetTimeout
+
+
+def test_final_responses_nobody_waits_for_are_not_kept_for_ever() -> None:
+    from dicomnet.dimse.assembly import Message
+    from dicomnet.outcome import KEPT_RESPONSES, ConnectionOutcome
+
+    outcome = ConnectionOutcome()
+    for message_id in range(1, KEPT_RESPONSES + 101):
+        outcome.add_response(Message(1, {"MessageIDBeingRespondedTo": message_id}, None))
+    assert not outcome.has_response(100)
+    assert outcome.has_response(101) and outcome.has_response(KEPT_RESPONSES + 100)
+    taken = outcome.take_response(KEPT_RESPONSES + 100)
+    assert taken is not None and taken.message_id_being_responded_to == KEPT_RESPONSES + 100
