@@ -338,7 +338,10 @@ class StreamChannel:
 
     def _arm_timer(self, deadline: float | None) -> None:
         if self._timer is not None:
-            if deadline is not None and self._timer.when == deadline:
+            # A timer due no later than the new deadline stays: when it fires early the
+            # engine finds nothing due and the timer is armed again. So an idle timeout
+            # pushed back on every receive does not fill the heap with cancelled timers.
+            if deadline is not None and self._timer.when <= deadline:
                 return
             self._timer.cancel()
             self._timer = None
