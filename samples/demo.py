@@ -4,11 +4,11 @@
 Starts samples/storescp.py (a Storage and Verification SCP, PS3.4 annexes A and B) in
 the background on a free loopback port, checks it with C-ECHO (samples/echoscu.py and,
 when DCMTK is installed, DCMTK's echoscu), stores a few generated CT images with
-samples/storescu.py (and DCMTK's storescu), checks the files that arrived, and says in
-plain words what happened. The SCP is always stopped at the end. Exit status 0 when
-every step worked, 1 otherwise.
+samples/storescu.py (and DCMTK's storescu), checks the files that arrived, asks for
+storage commitment with samples/stgcmtscu.py, and says in plain words what happened.
+The SCP is always stopped at the end. Exit status 0 when every step worked, 1 otherwise.
 
-The demo is a list of ``Step`` objects run in order; a later service (storage, query)
+The demo is a list of ``Step`` objects run in order; a later service (query, retrieve)
 is added by appending steps that use ``Demo.start_server`` and ``Demo.run``.
 """
 
@@ -278,6 +278,14 @@ def check_received(demo: Demo, sender: str) -> Outcome:
     return Outcome(True, f"{sender}: every image arrived, pixel data identical")
 
 
+def commit_with_dicomnet(demo: Demo) -> Outcome:
+    port = demo.servers["storescp"].port
+    images = demo.workdir / "images"
+    if demo.run_sample("stgcmtscu", "-v", LOOPBACK, str(port), str(images)):
+        return Outcome(True, "the SCP confirmed it holds every image (N-EVENT-REPORT)")
+    return Outcome(False, "storage commitment was not confirmed for every image")
+
+
 def stop_storage_server(demo: Demo) -> Outcome:
     server = demo.servers["storescp"]
     server.stop()
@@ -361,6 +369,12 @@ STEPS = [
         "C-STORE from DCMTK's storescu",
         "The same images again, from DCMTK.",
         store_with_dcmtk,
+    ),
+    Step(
+        "Storage commitment from dicomnet's SCU (samples/stgcmtscu.py)",
+        "N-ACTION asks the SCP to commit the images; it checks its disk and answers with "
+        "an N-EVENT-REPORT on the same association.",
+        commit_with_dicomnet,
     ),
     Step(
         "Stop the SCP and read its log",
