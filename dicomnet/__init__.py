@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from . import signals, uids
 from .associate import AcceptPolicy, DicomAssociate, build_accept
+from .config import NetConfig
+from .dimse.status import StatusCategory, status_category, status_description
 from .enums import (
     DicomAbortReasonType,
     DicomAbortSourceType,
@@ -33,6 +35,7 @@ from .errors import (
     PDUError,
 )
 from .net import DicomNet
+from .response import Response
 from .timeouts import Timeouts
 
 __version__ = "0.1.0"
@@ -59,9 +62,14 @@ __all__ = [
     "DicomNetSecurityMode",
     "DicomPduType",
     "DicomRoleSupport",
+    "NetConfig",
     "PDUError",
+    "Response",
+    "StatusCategory",
     "Timeouts",
     "build_accept",
     "signals",
+    "status_category",
+    "status_description",
     "uids",
 ]

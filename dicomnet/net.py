@@ -69,6 +69,7 @@ from .loop import ConnectAttempt, ListenerChannel, StreamChannel
 from .operations import OutstandingOperations
 from .outcome import ConnectionOutcome
 from .pdu import AssociateRJ
+from .response import Response
 from .security import PlainLayer, SecurityLayer
 from .services import REQUEST_CALLBACKS, DataSetArgument, DimseServices, dispatch
 from .timeouts import Timeouts
@@ -578,11 +579,11 @@ class DicomNet(DimseServices):
             raise outcome.aborted_error("association")
         return self._association
 
-    def wait_response(self, message_id: int, timeout: float | None = None) -> Message:
+    def wait_response(self, message_id: int, timeout: float | None = None) -> Response:
         """Block until the final response to request ``message_id`` arrives.
 
         Pending responses are delivered to the callbacks as they come; this returns the
-        last one (status not Pending), with its decoded data set in ``dataset``. The
+        last one (status not Pending) as a ``Response``, its data set in ``dataset``. The
         timeout (default ``timeouts.dimse``) runs while the connection is silent: bytes
         still going out, or pending responses coming in, restart it.
         """
@@ -593,10 +594,10 @@ class DicomNet(DimseServices):
             f"the response to message {message_id}",
             last_activity=lambda: self._last_activity,
         )
-        response = outcome.take_response(message_id)
-        if response is None:
+        message = outcome.take_response(message_id)
+        if message is None:
             raise outcome.aborted_error(f"response to message {message_id}")
-        return response
+        return Response.of(message.context_id, message.command, lambda: message.dataset)  # type: ignore[arg-type,return-value]
 
     def wait_released(self, timeout: float | None = None) -> None:
         """Block until the peer confirmed our release request."""
