@@ -8,8 +8,17 @@ signals in ``dicomnet.signals``), build associations with ``DicomAssociate``, an
 from __future__ import annotations
 
 from . import signals, uids
-from .associate import AcceptPolicy, DicomAssociate, build_accept
+from .associate import (
+    MAX_PRESENTATION_CONTEXTS,
+    AcceptPolicy,
+    DicomAssociate,
+    NegotiatedContext,
+    build_accept,
+    negotiated_contexts,
+    negotiated_roles,
+)
 from .config import NetConfig
+from .dimse.part10 import CONVERTIBLE_TRANSFER_SYNTAXES, Part10File, read_part10_header
 from .dimse.status import StatusCategory, status_category, status_description
 from .enums import (
     DicomAbortReasonType,
@@ -41,6 +50,8 @@ from .timeouts import Timeouts
 __version__ = "0.1.0"
 
 __all__ = [
+    "CONVERTIBLE_TRANSFER_SYNTAXES",
+    "MAX_PRESENTATION_CONTEXTS",
     "AcceptPolicy",
     "AssociationAborted",
     "AssociationRejected",
@@ -63,11 +74,16 @@ __all__ = [
     "DicomPduType",
     "DicomRoleSupport",
     "NetConfig",
+    "NegotiatedContext",
     "PDUError",
+    "Part10File",
     "Response",
     "StatusCategory",
     "Timeouts",
     "build_accept",
+    "negotiated_contexts",
+    "negotiated_roles",
+    "read_part10_header",
     "signals",
     "status_category",
     "status_description",
