@@ -37,13 +37,13 @@ from .dimse.assembly import BytesSink, DataSink, Message
 from .dimse.commands import (
     NO_DATA_SET,
     RESPONSE_BIT,
-    check_required,
     command_to_dataset,
     dataset_to_command,
     message_name,
 )
 from .dimse.datasets import decode_dataset, encode_dataset
 from .dimse.fragment import BytesSource, DataSource
+from .dimse.messages import check_required
 from .dimse.part10 import Part10File, part10_source, read_part10_header
 from .dimse.spool import SpooledFile, SpoolSink
 from .dimse.status import StatusCategory, status_category

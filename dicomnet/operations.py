@@ -27,6 +27,10 @@ class OutstandingOperations:
     def __contains__(self, message_id: int) -> bool:
         return message_id in self._invoked
 
+    def outstanding(self) -> list[tuple[int, int]]:
+        """(message ID, command field) of every request still waiting for its response."""
+        return list(self._invoked.items())
+
     def check_can_invoke(self, message_id: int) -> None:
         """Raise unless a new request with ``message_id`` may be sent now."""
         if message_id in self._invoked:

@@ -339,6 +339,11 @@ _SERVICE_NAMES = {
 }
 
 
+def element_tag(keyword: str) -> int:
+    """The tag of a command element named by its keyword (``"MessageID"`` -> 0x00000110)."""
+    return _TAG_OF_KEYWORD[keyword]
+
+
 def message_name(command_field: int) -> str:
     """``"C-STORE-RQ"``, ``"N-EVENT-REPORT-RSP"``, ``"C-CANCEL-RQ"``, or ``"unknown (0x....)"``."""
     if command_field == C_CANCEL_RQ:
@@ -349,58 +354,11 @@ def message_name(command_field: int) -> str:
     return f"{service}-{'RSP' if command_field & RESPONSE_BIT else 'RQ'}"
 
 
-# Mandatory (M) and protocol-required (P) elements of each message, PS3.7 9.3 and 10.3
-# (CommandGroupLength, also P, is checked by decoding).
-_PROTOCOL: tuple[str, ...] = ("CommandField", "CommandDataSetType")
-_REQUEST = (*_PROTOCOL, "MessageID")
-_RESPONSE = (*_PROTOCOL, "MessageIDBeingRespondedTo", "Status")
-_C_QUERY_RQ = (*_REQUEST, "AffectedSOPClassUID", "Priority")
-_N_REQUESTED_RQ = (*_REQUEST, "RequestedSOPClassUID", "RequestedSOPInstanceUID")
-_REQUIRED_IN_REQUEST: dict[int, tuple[str, ...]] = {
-    0x0001: (*_C_QUERY_RQ, "AffectedSOPInstanceUID"),
-    0x0010: _C_QUERY_RQ,
-    0x0020: _C_QUERY_RQ,
-    0x0021: (*_C_QUERY_RQ, "MoveDestination"),
-    0x0030: (*_REQUEST, "AffectedSOPClassUID"),
-    0x0100: (*_REQUEST, "AffectedSOPClassUID", "AffectedSOPInstanceUID", "EventTypeID"),
-    0x0110: _N_REQUESTED_RQ,
-    0x0120: _N_REQUESTED_RQ,
-    0x0130: (*_N_REQUESTED_RQ, "ActionTypeID"),
-    0x0140: (*_REQUEST, "AffectedSOPClassUID"),
-    0x0150: _N_REQUESTED_RQ,
-}
-_REQUIRED: dict[int, tuple[str, ...]] = {
-    **_REQUIRED_IN_REQUEST,
-    **{request | RESPONSE_BIT: _RESPONSE for request in _REQUIRED_IN_REQUEST},
-    C_CANCEL_RQ: (*_PROTOCOL, "MessageIDBeingRespondedTo"),
-}
-
-
-def check_required(fields: Mapping[str, object]) -> None:
-    """Raise ``DIMSEError`` naming every mandatory element the message lacks.
-
-    An empty value counts as missing. A command field no PS3.7 table defines only needs
-    the protocol elements, so the caller can still hand it on as an unknown message.
-    """
-    command_field = fields.get("CommandField")
-    required = _PROTOCOL
-    if isinstance(command_field, int):
-        required = _REQUIRED.get(command_field, _PROTOCOL)
-    missing = sorted(
-        (_TAG_OF_KEYWORD[keyword], keyword)
-        for keyword in required
-        if fields.get(keyword) in (None, "")
-    )
-    if missing:
-        names = ", ".join(f"{keyword} (0000,{tag:04X})" for tag, keyword in missing)
-        raise DIMSEError(f"{_title(command_field)} lacks mandatory {names}")
-
-
 def describe_command(fields: Mapping[str, object]) -> str:
     """A readable multi-line summary of a command, like DCMTK's DIMSE dump."""
     command_field = fields.get("CommandField")
     service_field = command_field if isinstance(command_field, int) else None
-    lines = [_title(command_field)]
+    lines = [command_title(command_field)]
     for key in sorted(fields, key=lambda key: (_TAG_OF_KEYWORD.get(key, 0x10000), key)):
         if key not in ("CommandField", "CommandDataSetType", "CommandGroupLength"):
             value = _describe_value(key, fields[key], service_field)
@@ -413,7 +371,8 @@ def describe_command(fields: Mapping[str, object]) -> str:
     return "\n".join(lines)
 
 
-def _title(command_field: object) -> str:
+def command_title(command_field: object) -> str:
+    """The message's name, or what is wrong with its Command Field."""
     if isinstance(command_field, int):
         return message_name(command_field)
     return "command set without Command Field"

@@ -27,6 +27,10 @@ class StatusCategory(Enum):
     PENDING = "Pending"
 
 
+# "Error: cannot understand" of Storage and Query/Retrieve (PS3.4 B.2.3, C.4.1-C.4.3),
+# a code LEADTOOLS' DicomCommandStatusType has no member for.
+CANNOT_UNDERSTAND = 0xC000
+
 _WARNING_CODES = frozenset({0x0001, 0x0107, 0x0116})
 _PENDING_CODES = frozenset({0xFF00, 0xFF01})
 _CANCEL = 0xFE00

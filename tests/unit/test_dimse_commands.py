@@ -26,7 +26,6 @@ from dicomnet.dimse.commands import (
     DATA_SET_PRESENT,
     NO_DATA_SET,
     RESPONSE_BIT,
-    check_required,
     command_to_dataset,
     dataset_to_command,
     decode_command_set,
@@ -34,6 +33,7 @@ from dicomnet.dimse.commands import (
     encode_command_set,
     message_name,
 )
+from dicomnet.dimse.messages import check_required
 from dicomnet.errors import DIMSEError
 from dicomnet.pdu import iter_pdvs
 from dicomnet.uids import VERIFICATION
