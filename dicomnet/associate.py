@@ -22,6 +22,7 @@ No I/O happens here.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -151,6 +152,15 @@ def _utf8(value: bytes | str) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
+def _the_request(associate: DicomAssociate, what: str) -> DicomAssociate:
+    """``associate`` if it is a request, else the request ``Reset(False)`` made it from."""
+    if associate.IsRequest:
+        return associate
+    if associate._answered_request is not None:
+        return associate._answered_request
+    raise _parameter_error(f"{what} must be the association's request")
+
+
 @dataclass
 class _Context:
     """One presentation context as LEADTOOLS sees it (abstract syntax kept in an AC too)."""
@@ -224,20 +234,12 @@ class DicomAssociate:
         ``Reset(False)`` on a request instead turns it into the skeleton of its accept:
         AE titles, application context and every proposed context ID with its abstract
         syntax stay; each context starts rejected (``ProviderReject``, no transfer
-        syntax) until the SCP calls ``SetResult`` and ``AddTransfer`` for it.
+        syntax) until the SCP calls ``SetResult`` and ``AddTransfer`` for it. The request
+        as it stood is kept inside, so wherever the association's request is needed
+        (``from_pdu``, ``negotiated_roles``, ``negotiated_contexts``, ``build_accept``,
+        and so ``DicomNet.SendAssociateAccept``) the reset object still stands for it.
         """
-        skeleton = (
-            [
-                _Context(
-                    c.context_id, DicomAssociateAcceptResultType.ProviderReject, c.abstract_syntax
-                )
-                for c in self._contexts
-            ]
-            if getattr(self, "_request", False) and not request
-            else None
-        )
-        called, calling = getattr(self, "Called", ""), getattr(self, "Calling", "")
-        context_name = getattr(self, "ApplicationContextName", uids.APPLICATION_CONTEXT)
+        answered = copy.deepcopy(self) if getattr(self, "_request", False) and not request else None
         self._request = bool(request)
         self.Called = ""
         self.Calling = ""
@@ -246,10 +248,17 @@ class DicomAssociate:
         self._user_identity: UserIdentityRQ | None = None
         self._user_identity_response: bytes | None = None
         self._raw_user_information: list[UnknownSubItem] = []
+        self._answered_request: DicomAssociate | None = answered
         self.Default()
-        if skeleton is not None:
-            self.Called, self.Calling, self.ApplicationContextName = called, calling, context_name
-            self._contexts = skeleton
+        if answered is not None:
+            self.Called, self.Calling = answered.Called, answered.Calling
+            self.ApplicationContextName = answered.ApplicationContextName
+            self._contexts = [
+                _Context(
+                    c.context_id, DicomAssociateAcceptResultType.ProviderReject, c.abstract_syntax
+                )
+                for c in answered._contexts
+            ]
 
     # -- asynchronous operations window (53H) ---------------------------------------
 
@@ -521,12 +530,13 @@ class DicomAssociate:
         cls, pdu: AssociateRQ | AssociateAC, request: DicomAssociate | None = None
     ) -> DicomAssociate:
         """Read a received (or built) RQ or AC. For an AC, ``request`` is the association's
-        own request: it supplies each context's abstract syntax, which the AC does not
-        carry, and without it role and extended negotiation replies cannot be placed."""
+        own request (or the accept ``Reset(False)`` made of it): it supplies each context's
+        abstract syntax, which the AC does not carry, and without it role and extended
+        negotiation replies cannot be placed."""
         if not isinstance(pdu, AssociateRQ | AssociateAC):
             raise _parameter_error(f"cannot read association contents from {type(pdu).__name__}")
-        if request is not None and not request.IsRequest:
-            raise _parameter_error("from_pdu(request=...) must be the association's request")
+        if request is not None:
+            request = _the_request(request, "from_pdu(request=...)")
         associate = cls(isinstance(pdu, AssociateRQ))
         associate.Version = pdu.protocol_version
         associate.Called = pdu.called_ae
@@ -784,8 +794,7 @@ def build_accept(request: DicomAssociate, policy: AcceptPolicy) -> DicomAssociat
     MaxLength are the acceptor's own. User identity is left to the application (set
     ``user_identity_response`` on the result to answer it).
     """
-    if not request.IsRequest:
-        raise _parameter_error("build_accept answers a request, not an accept")
+    request = _the_request(request, "build_accept's request")
     accept = DicomAssociate(False)
     accept.Called, accept.Calling = request.Called, request.Calling
     accept.ApplicationContextName = request.ApplicationContextName
@@ -870,7 +879,7 @@ def negotiated_roles(request: DicomAssociate, accept: DicomAssociate, id: int) -
     the standard only says the proposals were turned down). The acceptor's roles are the
     mirror image: it is SCP where the requestor is SCU and SCU where the requestor is SCP.
     """
-    proposed = request._context(id).role()
+    proposed = _the_request(request, "negotiated_roles' request")._context(id).role()
     reply = accept._context(id).role()
     if proposed is None or reply is None:
         return True, False
@@ -896,6 +905,7 @@ def negotiated_contexts(
     request: DicomAssociate, accept: DicomAssociate
 ) -> dict[int, NegotiatedContext]:
     """The contexts of ``request`` that ``accept`` accepted, by ID, in proposal order."""
+    request = _the_request(request, "negotiated_contexts' request")
     negotiated: dict[int, NegotiatedContext] = {}
     for context in request._contexts:
         answered = accept._has_context(context.context_id)

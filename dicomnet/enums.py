@@ -11,6 +11,7 @@ a PDU or command set.
 from __future__ import annotations
 
 from enum import IntEnum, IntFlag
+from enum import property as enum_property
 
 
 class DicomNetSecurityMode(IntEnum):
@@ -48,16 +49,91 @@ class DicomAssociateRejectSourceType(IntEnum):
 
 
 class DicomAssociateRejectReasonType(IntEnum):
-    """Reject reasons. The wire value depends on the source, so values overlap (PS3.8 9.3.4)
-    and the later names are aliases of the earlier ones with the same number."""
+    """Reject reasons (PS3.8 9.3.4), one member per LEADTOOLS name.
 
-    Unknown = 1  # source User: no reason given
-    Application = 2  # source User: application context name not supported
-    Calling = 3  # source User: calling AE title not recognized
-    Called = 7  # source User: called AE title not recognized
-    Version = 2  # source Provider1: protocol version not supported
-    Congestion = 1  # source Provider2: temporary congestion
-    Limit = 2  # source Provider2: local limit exceeded
+    The meaning of a reason number depends on the reject source, so wire values overlap:
+    2 is ``Application`` from the service-user, ``Version`` from the ACSE provider and
+    ``Limit`` from the presentation provider. Each member still has its own ``.name``;
+    its int value (``int(member)``, ``.value``, ``==``) is the wire number, so any member
+    can be written to a PDU. Members with the same number therefore compare equal: tell
+    them apart with ``is``. ``from_wire(source, reason)`` reads a received pair;
+    ``DicomAssociateRejectReasonType(n)`` alone gives the service-user meaning of ``n``
+    (``Unknown`` or ``Application`` for 1 and 2).
+    """
+
+    # The member key is (source, reason), which keeps same-numbered members distinct.
+    def __new__(cls, reason: int, source: int) -> DicomAssociateRejectReasonType:
+        member = int.__new__(cls, reason)
+        member._value_ = (source, reason)  # type: ignore[assignment]
+        return member
+
+    Unknown = 1, DicomAssociateRejectSourceType.User  # also the ACSE provider's 1
+    Application = 2, DicomAssociateRejectSourceType.User  # application context not supported
+    Calling = 3, DicomAssociateRejectSourceType.User  # calling AE title not recognized
+    Called = 7, DicomAssociateRejectSourceType.User  # called AE title not recognized
+    Version = 2, DicomAssociateRejectSourceType.Provider1  # protocol version not supported
+    Congestion = 1, DicomAssociateRejectSourceType.Provider2  # temporary congestion
+    Limit = 2, DicomAssociateRejectSourceType.Provider2  # local limit exceeded
+
+    @enum_property
+    def value(self) -> int:
+        """The wire number (the member key also holds the source)."""
+        return int(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}.{self._name_}: {int(self)}>"
+
+    @classmethod
+    def _missing_(cls, value: object) -> DicomAssociateRejectReasonType | None:
+        # A reason number without its source: the service-user meaning, as before the
+        # members were told apart.
+        if not isinstance(value, int):
+            return None
+        entry = _REJECT_REASONS.get((DicomAssociateRejectSourceType.User, value))
+        return None if entry is None else entry[0]
+
+    @classmethod
+    def from_wire(cls, source: int, reason: int) -> DicomAssociateRejectReasonType:
+        """The member a received (source, reason) pair means; ValueError if it has none."""
+        try:
+            return _REJECT_REASONS[source, reason][0]
+        except KeyError:
+            raise ValueError(
+                f"reason {reason!r} from source {source!r} is not a defined reject reason "
+                "(PS3.8 9.3.4)"
+            ) from None
+
+
+_User = DicomAssociateRejectSourceType.User
+_Acse = DicomAssociateRejectSourceType.Provider1
+_Presentation = DicomAssociateRejectSourceType.Provider2
+_Reason = DicomAssociateRejectReasonType
+
+# Every defined (source, reason) pair, its member and how a log says it (PS3.8 9.3.4).
+_REJECT_REASONS: dict[tuple[int, int], tuple[DicomAssociateRejectReasonType, str]] = {
+    (_User, 1): (_Reason.Unknown, "no reason given"),
+    (_User, 2): (_Reason.Application, "application context name not supported"),
+    (_User, 3): (_Reason.Calling, "calling AE title not recognized"),
+    (_User, 7): (_Reason.Called, "called AE title not recognized"),
+    (_Acse, 1): (_Reason.Unknown, "no reason given (ACSE)"),
+    (_Acse, 2): (_Reason.Version, "protocol version not supported"),
+    (_Presentation, 1): (_Reason.Congestion, "temporary congestion"),
+    (_Presentation, 2): (_Reason.Limit, "local limit exceeded"),
+}
+
+_REJECT_RESULTS: dict[int, str] = {
+    DicomAssociateRejectResultType.Permanent: "permanent",
+    DicomAssociateRejectResultType.Transient: "transient",
+}
+
+
+def describe_reject(result: int, source: int, reason: int) -> str:
+    """The log line for an A-ASSOCIATE-RJ: ``association rejected (permanent): called AE
+    title not recognized``. Undefined values are shown as numbers."""
+    outcome = _REJECT_RESULTS.get(result, f"result {result}")
+    entry = _REJECT_REASONS.get((source, reason))
+    text = entry[1] if entry is not None else f"source {source}, reason {reason}"
+    return f"association rejected ({outcome}): {text}"
 
 
 class DicomAbortSourceType(IntEnum):

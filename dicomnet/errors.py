@@ -9,6 +9,7 @@ The numeric codes follow the LEADTOOLS C header ``ltdicerrors.h``.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import overload
 
 
 class DicomExceptionCode(IntEnum):
@@ -64,13 +65,72 @@ class DicomExceptionCode(IntEnum):
     NetHostUnreachable = 423
 
 
-class DicomException(Exception):
-    """The one error type of the LEADTOOLS surface; ``Code`` says what went wrong."""
+# The code of an exception built from a message alone, as LEADTOOLS demos raise it
+# ("Invalid Abstract Syntax"): such a raise reports a value the program cannot use, and
+# Parameter is LEADTOOLS' code for that (it is also what dicomnet raises for bad arguments).
+DEFAULT_CODE = DicomExceptionCode.Parameter
 
-    def __init__(self, code: DicomExceptionCode, message: str = "") -> None:
-        self.Code = code
-        self.message = message or code.name
-        super().__init__(f"{self.message} ({code.name})")
+
+class DicomException(Exception):
+    """The one error type of the LEADTOOLS surface; ``Code`` says what went wrong.
+
+    The LEADTOOLS .NET constructors all work, plus dicomnet's own ``(code, message)``:
+
+    - ``DicomException()`` and ``DicomException(message)``: ``Code`` is ``DEFAULT_CODE``
+      (``Parameter``);
+    - ``DicomException(message, inner)``: the same, ``inner`` becoming ``__cause__``
+      (as ``raise DicomException(message) from inner`` does) and ``InnerException``;
+    - ``DicomException(code)`` and ``DicomException(code, message)``.
+
+    A missing message reads as the code's name. ``Message`` is the .NET spelling of
+    ``message``.
+    """
+
+    Code: DicomExceptionCode
+    message: str
+
+    @overload
+    def __init__(self, code: DicomExceptionCode | int, message: str = "") -> None: ...
+
+    @overload
+    def __init__(self, message: str = "", inner: BaseException | None = None, /) -> None: ...
+
+    def __init__(
+        self,
+        code: DicomExceptionCode | int | str | None = None,
+        message: str | BaseException | None = None,
+    ) -> None:
+        inner: BaseException | None = None
+        if code is None or isinstance(code, str):
+            text, code = code or "", DEFAULT_CODE
+            if isinstance(message, str):
+                # DicomException(message=...) without a code, or two messages.
+                if text:
+                    raise TypeError("DicomException takes one message")
+                text = message
+            else:
+                inner = message
+        elif isinstance(code, int):
+            if isinstance(message, BaseException):
+                raise TypeError("DicomException(code, ...) takes a message, not an exception")
+            text = message or ""
+        else:
+            raise TypeError(
+                f"DicomException takes a DicomExceptionCode or a message, not {type(code).__name__}"
+            )
+        self.Code = DicomExceptionCode(code)
+        self.message = text or self.Code.name
+        super().__init__(f"{self.message} ({self.Code.name})")
+        if inner is not None:
+            self.__cause__ = inner
+
+    @property
+    def Message(self) -> str:
+        return self.message
+
+    @property
+    def InnerException(self) -> BaseException | None:
+        return self.__cause__
 
 
 class PDUError(DicomException):

@@ -153,6 +153,55 @@ def test_reset_of_a_request_to_an_accept_keeps_what_the_accept_answers() -> None
     ]
 
 
+def reset_to_accept(request: DicomAssociate) -> DicomAssociate:
+    """The LEADTOOLS SCP pattern: turn the received request into its accept in place."""
+    request.Reset(False)
+    for id in context_ids(request):
+        request.SetResult(id, Result.Success)
+        request.AddTransfer(id, ILE)
+    return request
+
+
+def test_an_accept_made_by_reset_still_stands_for_its_request_when_decoding() -> None:
+    request = make_request((1, CT, [ELE, ILE]), (3, PATIENT_ROOT_GET, [ILE]))
+    request.SetRoleSelect(3, True, DicomRoleSupport.Supported, DicomRoleSupport.Supported)
+    received = DicomAssociate.from_pdu(request.to_request_pdu())
+    accept = reset_to_accept(received)
+    accept.SetRoleSelect(3, True, DicomRoleSupport.Supported, DicomRoleSupport.Supported)
+    pdu = accept.to_accept_pdu()
+    decoded = DicomAssociate.from_pdu(pdu, accept)
+    assert not decoded.IsRequest
+    assert [decoded.GetAbstract(id) for id in (1, 3)] == [CT, PATIENT_ROOT_GET]
+    assert [decoded.accepted_transfer_syntax(id) for id in (1, 3)] == [ILE, ILE]
+    assert decoded.IsRoleSelect(3) and not decoded.IsRoleSelect(1)
+    # the proposal (roles, transfer syntaxes) is read from the request the accept answers
+    assert negotiated_roles(accept, decoded, 3) == (True, True)
+    assert negotiated_roles(accept, decoded, 1) == (True, False)
+    assert list(negotiated_contexts(accept, decoded)) == [1, 3]
+
+
+def test_the_request_kept_by_reset_is_the_request_before_the_reset() -> None:
+    received = make_request((1, CT, [ELE]), (3, MR, [ILE]))
+    accept = reset_to_accept(received)
+    accept.DeletePresentation(3)  # editing the accept does not rewrite the proposal
+    again = build_accept(accept, AcceptPolicy(supported={CT: [ELE], MR: [ILE]}))
+    assert context_ids(again) == [1, 3]
+    assert [again.accepted_transfer_syntax(id) for id in (1, 3)] == [ELE, ILE]
+
+
+def test_only_a_request_or_an_accept_reset_from_one_can_decode_an_accept() -> None:
+    accept = reset_to_accept(make_request((1, CT, [ELE])))
+    pdu = accept.to_accept_pdu()
+    blank = DicomAssociate(False)
+    error = expect_parameter_error(DicomAssociate.from_pdu, pdu, blank)
+    assert "association's request" in error.message
+    reused = reset_to_accept(make_request((1, CT, [ELE])))
+    reused.Reset(False)  # resetting the accept itself starts from nothing, request included
+    assert reused.PresentationContextCount == 0
+    expect_parameter_error(DicomAssociate.from_pdu, pdu, reused)
+    expect_parameter_error(build_accept, blank, AcceptPolicy(supported={CT: [ELE]}))
+
+
 def test_default_restores_values_but_keeps_contexts() -> None:
     associate = make_request((1, CT, [ELE]))
     associate.Version, associate.MaxLength, associate.ImplementClass = 3, 99, "1.2.3"
