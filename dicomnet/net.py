@@ -1,11 +1,17 @@
-"""``DicomNet``: the LEADTOOLS event-callback API over the selector loop.
+"""``DicomNet``: the LEADTOOLS event-callback API, a thin adapter over the DIMSE session.
 
 One ``DicomNet`` is one TCP connection or one listener, as in LEADTOOLS. Applications
 subclass it and override ``On*`` callbacks, or subscribe to the blinker signal of the same
-name (``dicomnet.signals``); every default ``On*`` sends that signal. ``Send*`` methods
-may be called from any thread; callbacks run on the loop thread, in order per connection,
-and must not block (use ``DicomNet.run_in_background`` for slow work, then ``Send*`` the
-answer; a sending thread is held back while too many messages wait to be sent).
+name (``dicomnet.signals``); every default ``On*`` sends that signal. Callbacks run on the
+loop thread, in order per connection, and must not block (use
+``DicomNet.run_in_background`` for slow work, then ``Send*`` the answer).
+
+Data flows one way. Received bytes go loop -> session (engine inside) -> events ->
+``_drain`` -> ``On*``. ``Send*`` builds its command set and encodes its data set in the
+caller's thread, hands the message to the session under the connection's lock (so errors
+are raised to the caller, as LEADTOOLS does) and asks the loop to flush the connection;
+the loop writes once per iteration, never inside a callback. A sending thread is held
+back while too many messages wait to be sent.
 
 Dispatch order for each received message, as LEADTOOLS documents it: ``OnReceive`` (raw
 PDU), ``OnReceiveData`` (command set and data set), then the typed ``OnReceiveXxx``.
@@ -19,70 +25,57 @@ to run on the loop thread, where they would deadlock.
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import logging
 import socket
-import time
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, cast
 
 from pydicom import Dataset
 
 from . import events as ev
 from . import runtime, signals
-from .associate import DicomAssociate, negotiated_roles
-from .connection import Connection
-from .dimse.assembly import BytesSink, DataSink, Message
-from .dimse.commands import (
-    NO_DATA_SET,
-    RESPONSE_BIT,
-    command_to_dataset,
-    dataset_to_command,
-    message_name,
-)
-from .dimse.datasets import decode_dataset, encode_dataset
-from .dimse.fragment import BytesSource, DataSource
-from .dimse.messages import check_required
-from .dimse.part10 import Part10File, part10_source, read_part10_header
-from .dimse.spool import SpooledFile, SpoolSink
-from .dimse.status import StatusCategory, status_category
+from .associate import DicomAssociate
+from .config import NetConfig
+from .dimse.commands import command_to_dataset, dataset_to_command
+from .dimse.messages import MessageSpec
 from .enums import (
     DicomAbortReasonType,
     DicomAbortSourceType,
     DicomAssociateRejectReasonType,
     DicomAssociateRejectResultType,
     DicomAssociateRejectSourceType,
-    DicomCommandStatusType,
-    DicomCommandType,
     DicomNetIpTypeFlags,
     DicomNetSecurityMode,
     DicomPduType,
+    describe_reject,
 )
-from .errors import (
-    AssociationRejected,
-    DicomException,
-    DicomExceptionCode,
-    DIMSEError,
-)
+from .errors import AssociationRejected, DicomException, DicomExceptionCode
 from .loop import ConnectAttempt, ListenerChannel, StreamChannel
-from .operations import OutstandingOperations
 from .outcome import ConnectionOutcome
 from .pdu import AssociateRJ
 from .response import Response
 from .security import PlainLayer, SecurityLayer
-from .services import REQUEST_CALLBACKS, DataSetArgument, DimseServices, dispatch
+from .services import DimseServices
+from .session import (
+    AssociationAccepted,
+    AssociationRequested,
+    DimseReceived,
+    DimseSession,
+    RequestFailed,
+    ResponseTimedOut,
+    SessionEvent,
+)
+from .sendqueue import SendQueue
 from .timeouts import Timeouts
 
 log = logging.getLogger("dicomnet.net")
 
 _OK = DicomExceptionCode.Success
-
-
-def _emit(net: DicomNet, name: str, arguments: Mapping[str, Any]) -> None:
-    """Send the signal of callback ``name`` with the callback's own arguments."""
-    kwargs = {k: v for k, v in arguments.items() if k != "self"}
-    signals.signal_for(name).send(net, **kwargs)
 
 
 def _as_enum(enum_type: Any, value: int) -> Any:
@@ -130,33 +123,27 @@ class DicomNet(DimseServices):
         reserved: bool = False,
         *,
         timeouts: Timeouts | None = None,
+        config: NetConfig | None = None,
     ) -> None:
         self.Initialize(temporary_directory, security_mode)
-        self.timeouts = timeouts or Timeouts()
-        self._engine: Connection | None = None
+        config = config or NetConfig()
+        self.config = dataclasses.replace(config, timeouts=timeouts) if timeouts else config
+        self._session: DimseSession | None = None
+        self._lock = threading.Lock()  # the session is driven by the loop and by senders
+        self._flush_scheduled = False
         self._channel: StreamChannel | None = None
         self._listener: ListenerChannel | None = None
         self._connecting: ConnectAttempt | None = None
         self._server: DicomNet | None = None
         self._clients: list[DicomNet] = []
         self._pending_sockets: deque[tuple[socket.socket, tuple[str, int]]] = deque()
-        self._request: DicomAssociate | None = None
-        self._association: DicomAssociate | None = None
         self._host: tuple[str, int] = ("", 0)
         self._peer: tuple[str, int] = ("", 0)
         self._ip_type = DicomNetIpTypeFlags.Ipv4
-        self._dispatching = False
-        self._message_id = 0
-        # what happened, for the blocking helpers
-        self._outcome = ConnectionOutcome()
-        self._operations = OutstandingOperations()
-        self._throttled = 0  # threads blocked in _throttle
-        self._last_activity = 0.0  # monotonic time bytes last moved (for wait_response)
-        self._report_sends = False
+        self._outcome = ConnectionOutcome(self.config.kept_responses)
+        self._timed_out = False
         self._received_file: str | None = None
-        # Received C-STORE data: parse into a Dataset for OnReceiveCStoreRequest (True),
-        # or pass None and leave the Part-10 spool file at ``received_file`` (False).
-        self.parse_received_data = True
+        self._parse_received_data = True
 
     def Initialize(
         self,
@@ -184,6 +171,10 @@ class DicomNet(DimseServices):
         return self._temp_path
 
     @property
+    def timeouts(self) -> Timeouts:
+        return self.config.timeouts
+
+    @property
     def SecurityMode(self) -> DicomNetSecurityMode:
         return self._security_mode
 
@@ -195,7 +186,7 @@ class DicomNet(DimseServices):
     def Association(self) -> DicomAssociate | None:
         """The association: the request until the accept is sent/received, then the accept
         (with each context's abstract syntax filled in from the request)."""
-        return self._association
+        return self._session.association if self._session else None
 
     @property
     def HostAddress(self) -> str:
@@ -219,6 +210,18 @@ class DicomNet(DimseServices):
         return self._server
 
     @property
+    def parse_received_data(self) -> bool:
+        """Received C-STORE data: parsed into a Dataset for ``OnReceiveCStoreRequest``
+        (True, the default), or None with the Part-10 spool file at ``received_file``."""
+        return self._parse_received_data
+
+    @parse_received_data.setter
+    def parse_received_data(self, value: bool) -> None:
+        self._parse_received_data = value
+        if self._session is not None:
+            self._session.parse_received_data = value
+
+    @property
     def received_file(self) -> str | None:
         """During ``OnReceiveCStoreRequest``: the received instance as a Part-10 file.
         Move it (``os.replace``) to keep it; otherwise it is deleted afterwards."""
@@ -233,7 +236,8 @@ class DicomNet(DimseServices):
         return self._channel is not None and not self._channel.closed
 
     def IsAssociated(self) -> bool:
-        return self._engine is not None and self._engine.is_associated and self.IsConnected()
+        session = self._session
+        return session is not None and session.is_associated and self.IsConnected()
 
     def IsActivated(self) -> bool:
         """True while listening or connected (or connecting)."""
@@ -247,8 +251,9 @@ class DicomNet(DimseServices):
 
     def next_message_id(self) -> int:
         """A fresh message ID (1..65535, wrapping) for this connection's requests."""
-        self._message_id = self._message_id % 0xFFFF + 1
-        return self._message_id
+        session = self._require_session()
+        with self._lock:
+            return session.next_message_id()
 
     # -- connection management -------------------------------------------------------
 
@@ -334,7 +339,8 @@ class DicomNet(DimseServices):
         runtime.run_on_loop(self._close_now)
 
     def CloseForced(self, forced: bool = True) -> None:
-        """Close now; ``OnClose`` is raised as for any close."""
+        """Close now; ``OnClose`` is raised as for any close. dicomnet never lingers on a
+        close, so ``forced`` changes nothing (kept for LEADTOOLS' signature)."""
         self.Close()
 
     def Dispose(self) -> None:
@@ -355,9 +361,11 @@ class DicomNet(DimseServices):
             self._listener = None
         if self._connecting is not None:
             self._connecting.cancel()
-        if self._engine is not None and self._channel is not None:
-            self._engine.close()
-            self._channel.kick()
+        session = self._session
+        if session is not None and not session.is_closed:
+            with self._lock:
+                session.close()
+            self._flush_soon()
 
     def _check_idle(self, what: str) -> None:
         if self.IsActivated():
@@ -369,22 +377,10 @@ class DicomNet(DimseServices):
     # -- association and release -----------------------------------------------------
 
     def SendAssociateRequest(self, associate: DicomAssociate) -> None:
-        self._request = associate
-        self._association = associate
-        pdu = associate.to_request_pdu()
-        self._operations = OutstandingOperations()
-        self._with_engine(lambda engine, now: engine.send_associate_rq(pdu, now))
+        self._submit(lambda session, now: session.send_associate_rq(associate, now))
 
     def SendAssociateAccept(self, associate: DicomAssociate) -> None:
-        pdu = associate.to_accept_pdu()
-        request = self._request
-
-        def send(engine: Connection, now: float) -> None:
-            engine.send_associate_ac(pdu, now)
-            self._association = DicomAssociate.from_pdu(pdu, request)
-            self._operations = OutstandingOperations(*_window(associate, is_requestor=False))
-
-        self._with_engine(send)
+        self._submit(lambda session, now: session.send_associate_ac(associate, now))
 
     def SendAssociateReject(
         self,
@@ -393,20 +389,20 @@ class DicomNet(DimseServices):
         reason: DicomAssociateRejectReasonType,
     ) -> None:
         rj = AssociateRJ(int(result), int(source), int(reason))
-        self._with_engine(lambda engine, now: engine.send_associate_rj(rj, now))
+        self._submit(lambda session, now: session.send_associate_rj(rj, now))
 
     def SendReleaseRequest(self) -> None:
-        self._with_engine(lambda engine, now: engine.send_release_rq(now))
+        self._submit(lambda session, now: session.send_release_rq(now))
 
     def SendReleaseResponse(self) -> None:
-        self._with_engine(lambda engine, now: engine.send_release_rp(now))
+        self._submit(lambda session, now: session.send_release_rp(now))
 
     def SendAbort(
         self,
         source: DicomAbortSourceType = DicomAbortSourceType.User,
         reason: DicomAbortReasonType = DicomAbortReasonType.Unknown,
     ) -> None:
-        self._with_engine(lambda engine, now: engine.send_abort(int(source), int(reason), now))
+        self._submit(lambda session, now: session.send_abort(int(source), int(reason), now))
 
     # -- DIMSE -----------------------------------------------------------------------
 
@@ -414,117 +410,54 @@ class DicomNet(DimseServices):
         self, presentation_id: int, command_set: Dataset, data_set: Dataset | None
     ) -> None:
         """Send a caller-built command set (and optional data set bytes via pydicom)."""
-        self._send_message(presentation_id, dataset_to_command(command_set), data_set)
+        self._send_command(presentation_id, dataset_to_command(command_set), data_set)
 
-    def _send_message(
-        self,
-        presentation_id: int,
-        command: dict[str, Any],
-        data_set: DataSetArgument = None,
+    def _send_dimse(self, spec: MessageSpec, arguments: Mapping[str, Any]) -> None:
+        data_set = arguments.get("data_set")
+        command = spec.encode(arguments, data_set is not None)
+        command.update(arguments.get("extra") or {})
+        self._send_command(int(arguments["presentation_id"]), command, data_set)
+
+    def _send_command(
+        self, presentation_id: int, command: dict[str, object], data_set: Any
     ) -> None:
-        """Send one DIMSE message: checks, data set encoding, then the engine (loop)."""
-        field = int(command["CommandField"])
-        is_request = _is_request(field)
-        final_response = (
-            bool(field & RESPONSE_BIT)
-            and status_category(int(command.get("Status", 0))) is not StatusCategory.PENDING
-        )
-
-        def send(engine: Connection, now: float) -> None:
-            if field == DicomCommandType.CStore:
-                self._check_store_role(presentation_id)
-            data = self._data_source(presentation_id, data_set, command)
-            if is_request:
-                self._operations.check_can_invoke(int(command["MessageID"]))
-            engine.send_message(presentation_id, command, data, now)
-            if is_request:
-                self._operations.invoked(int(command["MessageID"]), field)
-            elif final_response:
-                self._operations.performed(int(command["MessageIDBeingRespondedTo"]))
-
-        self._with_engine(send)
-
-    def _data_source(
-        self, presentation_id: int, data_set: DataSetArgument, command: dict[str, Any]
-    ) -> DataSource | None:
-        if data_set is None:
-            return None
-        transfer_syntax = self._transfer_syntax(presentation_id)
-        if isinstance(data_set, Dataset):
-            return BytesSource(encode_dataset(data_set, transfer_syntax))
-        part10 = data_set if isinstance(data_set, Part10File) else read_part10_header(data_set)
-        for keyword, value in (
-            ("AffectedSOPClassUID", part10.sop_class_uid),
-            ("AffectedSOPInstanceUID", part10.sop_instance_uid),
-        ):
-            if keyword in command and not command[keyword]:
-                command[keyword] = value
-        return part10_source(part10, transfer_syntax)
-
-    def _check_store_role(self, presentation_id: int) -> None:
-        """The association acceptor may send C-STORE-RQ (C-GET sub-operations) only where
-        the requestor took the SCP role by role selection (PS3.4 C.5.3)."""
-        engine = self._require_engine()
-        if engine.is_requestor:
-            return
-        if not self._requestor_roles(presentation_id)[1]:
-            raise DicomException(
-                DicomExceptionCode.Parameter,
-                f"cannot send C-STORE on presentation context {presentation_id}: the "
-                "requestor did not take the SCP role for "
-                f"{self._abstract_syntax(presentation_id)} (SCP/SCU role selection)",
-            )
-
-    def _requestor_roles(self, presentation_id: int) -> tuple[bool, bool]:
-        if self._request is None or self._association is None:
-            return True, False
-        return negotiated_roles(self._request, self._association, presentation_id)
-
-    def _abstract_syntax(self, presentation_id: int) -> str:
-        engine = self._require_engine()
-        context = engine.contexts.get(presentation_id)
-        return context.abstract_syntax if context else "?"
-
-    def _transfer_syntax(self, presentation_id: int) -> str:
-        engine = self._require_engine()
-        context = engine.contexts.get(presentation_id)
-        if context is None:
-            raise DicomException(
-                DicomExceptionCode.Parameter,
-                f"presentation context {presentation_id} was not accepted on this association",
-            )
-        return context.transfer_syntax
+        """The data set is encoded (or the file's header read) in the caller's thread;
+        only the checks and the queueing happen under the connection's lock."""
+        session = self._require_session()
+        data = session.prepare_data(presentation_id, command, data_set)
+        self._submit(lambda session, now: session.send(presentation_id, command, data, now))
 
     # -- callbacks (defaults send the signal of the same name) -----------------------
 
-    def _emit_callback(self, name: str, arguments: dict[str, Any]) -> None:
-        _emit(self, name, arguments)
+    def _callback(self, name: str, arguments: Mapping[str, Any]) -> None:
+        kwargs = {k: v for k, v in arguments.items() if k != "self"}
+        signals.signal_for(name).send(self, **kwargs)
 
     def OnAccept(self, error: DicomExceptionCode) -> None:
-        _emit(self, "OnAccept", locals())
+        self._callback("OnAccept", locals())
 
     def OnConnect(self, error: DicomExceptionCode) -> None:
-        _emit(self, "OnConnect", locals())
+        self._callback("OnConnect", locals())
 
     def OnClose(self, error: DicomExceptionCode, net: DicomNet) -> None:
-        _emit(self, "OnClose", locals())
+        self._callback("OnClose", locals())
 
     def OnReceive(
         self, error: DicomExceptionCode, pdu_type: DicomPduType, buffer: bytes, bytes: int
     ) -> None:
-        _emit(self, "OnReceive", locals())
+        self._callback("OnReceive", locals())
 
     def OnSend(self, error: DicomExceptionCode, pdu_type: DicomPduType, length: int) -> None:
-        _emit(self, "OnSend", locals())
+        self._callback("OnSend", locals())
 
     def OnSecureLinkReady(self, error: DicomExceptionCode) -> None:
-        _emit(self, "OnSecureLinkReady", locals())
+        self._callback("OnSecureLinkReady", locals())
 
     def OnReceiveAssociateRequest(self, association: DicomAssociate) -> None:
-        _emit(self, "OnReceiveAssociateRequest", locals())
+        self._callback("OnReceiveAssociateRequest", locals())
 
     def OnReceiveAssociateAccept(self, association: DicomAssociate) -> None:
-        _emit(self, "OnReceiveAssociateAccept", locals())
+        self._callback("OnReceiveAssociateAccept", locals())
 
     def OnReceiveAssociateReject(
         self,
@@ -532,26 +465,26 @@ class DicomNet(DimseServices):
         source: DicomAssociateRejectSourceType,
         reason: DicomAssociateRejectReasonType,
     ) -> None:
-        _emit(self, "OnReceiveAssociateReject", locals())
+        self._callback("OnReceiveAssociateReject", locals())
 
     def OnReceiveReleaseRequest(self) -> None:
-        _emit(self, "OnReceiveReleaseRequest", locals())
+        self._callback("OnReceiveReleaseRequest", locals())
 
     def OnReceiveReleaseResponse(self) -> None:
-        _emit(self, "OnReceiveReleaseResponse", locals())
+        self._callback("OnReceiveReleaseResponse", locals())
 
     def OnReceiveAbort(self, source: DicomAbortSourceType, reason: DicomAbortReasonType) -> None:
-        _emit(self, "OnReceiveAbort", locals())
+        self._callback("OnReceiveAbort", locals())
 
     def OnReceiveData(
         self, presentation_id: int, command_set: Dataset, data_set: Dataset | None
     ) -> None:
-        _emit(self, "OnReceiveData", locals())
+        self._callback("OnReceiveData", locals())
 
     def OnReceiveUnknown(
         self, presentation_id: int, command_set: Dataset, data_set: Dataset | None
     ) -> None:
-        _emit(self, "OnReceiveUnknown", locals())
+        self._callback("OnReceiveUnknown", locals())
 
     # -- blocking helpers (not part of LEADTOOLS) ------------------------------------
 
@@ -574,30 +507,33 @@ class DicomNet(DimseServices):
         )
         if outcome.reject is not None:
             rj = outcome.reject
-            raise AssociationRejected(rj.result, rj.source, rj.reason, _describe_reject(rj))
-        if not self.IsAssociated() or self._association is None:
+            raise AssociationRejected(rj.result, rj.source, rj.reason, describe_reject(rj.result, rj.source, rj.reason))
+        association = self.Association
+        if not self.IsAssociated() or association is None:
             raise outcome.aborted_error("association")
-        return self._association
+        return association
 
     def wait_response(self, message_id: int, timeout: float | None = None) -> Response:
         """Block until the final response to request ``message_id`` arrives.
 
         Pending responses are delivered to the callbacks as they come; this returns the
-        last one (status not Pending) as a ``Response``, its data set in ``dataset``. The
-        timeout (default ``timeouts.dimse``) runs while the connection is silent: bytes
-        still going out, or pending responses coming in, restart it.
+        final one (status not Pending) as a ``Response``. The timeout (default
+        ``timeouts.dimse``) runs while the association is silent: bytes still going out,
+        or pending responses coming in, restart it. It is measured by the loop's clock.
         """
         outcome = self._outcome
+        limit = self.timeouts.dimse if timeout is None else timeout
+        if limit is not None and not outcome.has_response(message_id) and not outcome.ended:
+            self._submit(lambda session, now: session.expect_response(message_id, limit, now))
         outcome.wait(
             lambda: outcome.has_response(message_id) or outcome.ended,
-            self.timeouts.dimse if timeout is None else timeout,
+            None,
             f"the response to message {message_id}",
-            last_activity=lambda: self._last_activity,
         )
-        message = outcome.take_response(message_id)
-        if message is None:
+        response = outcome.take_response(message_id)
+        if response is None:
             raise outcome.aborted_error(f"response to message {message_id}")
-        return Response.of(message.context_id, message.command, lambda: message.dataset)  # type: ignore[arg-type,return-value]
+        return response
 
     def wait_released(self, timeout: float | None = None) -> None:
         """Block until the peer confirmed our release request."""
@@ -611,73 +547,81 @@ class DicomNet(DimseServices):
         outcome = self._outcome
         outcome.wait(lambda: outcome.ended or not self.IsActivated(), timeout, "the close")
 
-    # -- engine plumbing (loop thread) -----------------------------------------------
+    # -- the session and the loop ----------------------------------------------------
 
-    def _require_engine(self) -> Connection:
-        if self._engine is None or self._engine.is_closed:
+    def _require_session(self) -> DimseSession:
+        session = self._session
+        if session is None or session.is_closed:
             raise DicomException(DicomExceptionCode.NetNotConnected, "not connected")
-        return self._engine
+        return session
 
-    def _with_engine(self, action: Callable[[Connection, float], None]) -> None:
-        """Run a user primitive on the loop thread, then let the channel act on it."""
+    def _submit(self, action: Callable[[DimseSession, float], None]) -> None:
+        """Run a user primitive on the session in the caller's thread (errors reach the
+        caller), then have the loop flush the connection."""
+        session = self._require_session()
+        now = runtime.get_loop().time()
+        with self._lock:
+            action(session, now)
+        self._flush_soon()
+        self._throttle(session.engine.send_queue)
 
-        def run() -> None:
-            engine = self._require_engine()
-            action(engine, runtime.get_loop().time())
-            if self._channel is not None:
-                self._channel.kick()
-            self._drain()
+    def _flush_soon(self) -> None:
+        with self._lock:
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        runtime.get_loop().call_soon(self._flush)
 
-        runtime.run_on_loop(run)
-        self._throttle()
+    def _flush(self) -> None:
+        """Loop thread: write what the session queued, then hand its events out."""
+        with self._lock:
+            self._flush_scheduled = False
+        if self._channel is not None:
+            self._channel.kick()
+        self._drain()
 
-    def _throttle(self) -> None:
+    def _throttle(self, queue: SendQueue) -> None:
         """Backpressure for senders on other threads: block while more than
-        ``SEND_BACKLOG_HIGH`` messages wait to be sent, until the backlog drains to
-        ``SEND_BACKLOG_LOW`` (a C-FIND worker cannot queue a million matches)."""
-        engine = self._engine
-        if engine is None or not runtime.is_threaded() or runtime.on_loop_thread():
+        ``send_backlog_high`` messages wait to be sent, until the backlog drains to
+        ``send_backlog_low`` (a C-FIND worker cannot queue a million matches)."""
+        if queue.backlog <= self.config.send_backlog_high:
             return
-        queue = engine.send_queue
-        if queue.backlog <= SEND_BACKLOG_HIGH:
+        if not runtime.is_threaded() or runtime.on_loop_thread():
             return
+        low = self.config.send_backlog_low
+        session = self._session
         cond = self._outcome.cond
         with cond:
-            self._throttled += 1
-            try:
-                while queue.backlog > SEND_BACKLOG_LOW and not engine.is_closed:
-                    cond.wait(1.0)
-            finally:
-                self._throttled -= 1
+            while queue.backlog > low and session is not None and not session.is_closed:
+                cond.wait(1.0)
 
     def _wants(self, name: str) -> bool:
-        """True when callback ``name`` is overridden or its signal has subscribers."""
+        """True when callback ``name`` is overridden or its signal has subscribers for
+        this DicomNet (decided now, so a later subscription takes effect)."""
         overridden = getattr(type(self), name) is not getattr(DicomNet, name)
-        return overridden or bool(signals.signal_for(name).receivers)
+        return overridden or signals.has_receivers(name, self)
 
     def _attach(self, sock: socket.socket, address: tuple[str, int], is_requestor: bool) -> None:
         loop = runtime.get_loop()
         self._peer = (address[0], address[1]) if not is_requestor else self._peer
         self._host = sock.getsockname()[:2]
-        self._engine = Connection(
+        self._session = DimseSession(
             is_requestor=is_requestor,
-            timeouts=self.timeouts,
-            sink_factory=self._make_sink,
+            config=self.config,
+            temp_path=self._temp_path,
+            parse_received_data=self._parse_received_data,
             report_pdus=self._wants("OnReceive"),
             name=f"{'requestor' if is_requestor else 'acceptor'} {self._peer[0]}:{self._peer[1]}",
         )
-        self._report_sends = self._wants("OnSend")
-        layer = self._make_security_layer()
+        secure = self._security_mode is not DicomNetSecurityMode.None_
         self._channel = StreamChannel(
             loop,
             sock,
-            layer,
-            self._engine,
+            self._make_security_layer(),
+            LockedSession(self._session, self._lock),
             self._drain,
             on_sent=self._on_sent,
-            on_secure=self._on_secure
-            if self._security_mode is not DicomNetSecurityMode.None_
-            else None,
+            on_secure=self._on_secure if secure else None,
         )
         self._channel.start(server_side=not is_requestor)
 
@@ -711,113 +655,153 @@ class DicomNet(DimseServices):
         self.OnSecureLinkReady(_OK if error is None else DicomExceptionCode.NetSecurityBreach)
 
     def _on_sent(self, finished: list[tuple[int, int]]) -> None:
-        self._last_activity = time.monotonic()
-        engine = self._engine
-        if (
-            self._throttled
-            and engine is not None
-            and (engine.send_queue.backlog <= SEND_BACKLOG_LOW)
-        ):
-            self._outcome.set()
-        if self._report_sends:
+        session = self._session
+        if session is None:
+            return
+        session.data_sent(runtime.get_loop().time())
+        if session.engine.send_queue.backlog <= self.config.send_backlog_low:
+            self._outcome.set()  # wake senders held back by _throttle
+        if self._wants("OnSend"):
             for pdu_type, length in finished:
                 self.OnSend(_OK, _as_enum(DicomPduType, pdu_type), length)
 
+    # -- dispatch (loop thread) ------------------------------------------------------
+
     def _drain(self) -> None:
-        """Turn the engine's events into callbacks. Re-entrant calls return at once: the
-        outer call keeps draining, so callbacks stay in order."""
-        engine = self._engine
-        if engine is None or self._dispatching:
+        """Turn the session's events into callbacks, in order."""
+        session = self._session
+        if session is None:
             return
-        self._last_activity = time.monotonic()
-        self._dispatching = True
+        now = runtime.get_loop().time()
+        with self._lock:
+            session.engine.report_pdus = self._wants("OnReceive")
+            batch = session.next_events(now)
+        for event in batch:
+            try:
+                self._HANDLERS[type(event)](self, event)
+            except Exception:
+                log.exception("callback raised while handling %s", type(event).__name__)
+
+    def _on_pdu(self, event: ev.PduReceived) -> None:
+        self.OnReceive(_OK, _as_enum(DicomPduType, event.pdu_type), event.raw, len(event.raw))
+
+    def _on_association_requested(self, event: AssociationRequested) -> None:
+        request = event.request
+        log.info(
+            "association request from %s to %s (%d presentation contexts)",
+            request.Calling,
+            request.Called,
+            request.PresentationContextCount,
+        )
+        self.OnReceiveAssociateRequest(request)
+
+    def _on_association_accepted(self, event: AssociationAccepted) -> None:
+        accept = event.accept
+        accepted = sum(
+            1
+            for index in range(accept.PresentationContextCount)
+            if accept.GetResult(accept.GetPresentationContextID(index)) == 0
+        )
+        log.info(
+            "association accepted by %s: %d of %d presentation contexts",
+            accept.Called,
+            accepted,
+            accept.PresentationContextCount,
+        )
+        self._outcome.set()
+        self.OnReceiveAssociateAccept(accept)
+
+    def _on_reject(self, event: ev.AssociateRejectReceived) -> None:
+        rj = event.pdu
+        log.info("%s", describe_reject(rj.result, rj.source, rj.reason))
+        self._outcome.set(reject=rj)
+        self.OnReceiveAssociateReject(
+            _as_enum(DicomAssociateRejectResultType, rj.result),
+            _as_enum(DicomAssociateRejectSourceType, rj.source),
+            _reject_reason(rj),
+        )
+
+    def _on_release_requested(self, event: ev.ReleaseRequested) -> None:
+        self.OnReceiveReleaseRequest()
+
+    def _on_release_confirmed(self, event: ev.ReleaseConfirmed) -> None:
+        self._outcome.set(released=True)
+        self.OnReceiveReleaseResponse()
+
+    def _on_abort(self, event: ev.AbortReceived) -> None:
+        self._outcome.set(abort_info=(event.source, event.reason))
+        self.OnReceiveAbort(
+            _as_enum(DicomAbortSourceType, event.source),
+            _as_enum(DicomAbortReasonType, event.reason),
+        )
+
+    def _on_provider_abort(self, event: ev.ProviderAborted) -> None:
+        log.warning("association aborted: %s", event.description)
+        self._outcome.set(
+            abort_info=(DicomAbortSourceType.Provider, event.reason),
+            end_description=event.description,
+        )
+        self.OnReceiveAbort(
+            DicomAbortSourceType.Provider, _as_enum(DicomAbortReasonType, event.reason)
+        )
+
+    def _on_response_timeout(self, event: ResponseTimedOut) -> None:
+        error = DicomException(DicomExceptionCode.NetTimeout, f"timed out: {event.description}")
+        self._outcome.add_failure(event.message_id, error)
+
+    def _on_request_failed(self, event: RequestFailed) -> None:
+        """A message of ours could not be sent whole (its file became unreadable): the
+        session aborted; the caller hears it from ``OnSend`` and ``wait_response``."""
+        if event.message_id is not None:
+            error = DicomException(DicomExceptionCode.NetFailure, event.description)
+            self._outcome.add_failure(event.message_id, error)
+        self.OnSend(DicomExceptionCode.NetFailure, DicomPduType.DataTransfer, 0)
+
+    def _on_dimse(self, event: DimseReceived) -> None:
+        """OnReceiveData, then the typed callback (or OnReceiveUnknown). A request nothing
+        handles, or whose handler raised, is refused by the session."""
+        message, spec, data_set = event.message, event.spec, event.data_set
+        session = self._require_session()
+        handled = self._wants("OnReceiveData")
         try:
-            while True:
-                batch = engine.next_events()
-                if not batch:
-                    break
-                for event in batch:
-                    try:
-                        self._dispatch(event)
-                    except Exception:
-                        log.exception("callback raised while handling %s", type(event).__name__)
+            if handled:
+                self.OnReceiveData(message.context_id, command_to_dataset(message.command), data_set)
+            if spec is None:
+                handled = handled or self._wants("OnReceiveUnknown")
+                command_set = command_to_dataset(message.command)
+                self.OnReceiveUnknown(message.context_id, command_set, data_set)
+            else:
+                handled = handled or self._wants(spec.callback)
+                arguments = spec.arguments(message.context_id, message.command)
+                if spec.data_set:
+                    arguments.append(data_set)
+                self._received_file = event.received_file
+                getattr(self, spec.callback)(*arguments)
+        except Exception as exc:
+            log.exception("%s handler raised", spec.name if spec else "DIMSE")
+            if event.expects_response:
+                self._submit(lambda session, now: session.handler_failed(message, exc, now))
+        else:
+            if not handled and event.expects_response:
+                self._submit(lambda session, now: session.refuse_unhandled(message, now))
         finally:
-            self._dispatching = False
+            self._received_file = None
+            session.finished(event)
+            if event.final:  # after the callbacks, so a waiter sees their effects
+                self._outcome.add_response(
+                    Response.of(message.context_id, message.command, lambda: data_set)
+                )
 
-    def _dispatch(self, event: ev.Event) -> None:
-        if isinstance(event, ev.MessageReceived):
-            self._dispatch_message(event.message)
-        elif isinstance(event, ev.PduReceived):
-            self.OnReceive(_OK, _as_enum(DicomPduType, event.pdu_type), event.raw, len(event.raw))
-        elif isinstance(event, ev.AssociateRequestReceived):
-            try:
-                self._request = DicomAssociate.from_pdu(event.pdu)
-            except DicomException as exc:
-                self._abort_for(f"unusable A-ASSOCIATE-RQ: {exc.message}")
-                return
-            self._association = self._request
-            log.info(
-                "association request from %s to %s (%d presentation contexts)",
-                event.pdu.calling_ae,
-                event.pdu.called_ae,
-                len(event.pdu.presentation_contexts),
-            )
-            self.OnReceiveAssociateRequest(self._request)
-        elif isinstance(event, ev.AssociateAcceptReceived):
-            try:
-                self._association = DicomAssociate.from_pdu(event.pdu, self._request)
-            except DicomException as exc:
-                self._abort_for(f"unusable A-ASSOCIATE-AC: {exc.message}")
-                return
-            accepted = sum(1 for pc in event.pdu.presentation_contexts if pc.result == 0)
-            log.info(
-                "association accepted by %s: %d of %d presentation contexts",
-                event.pdu.called_ae,
-                accepted,
-                len(event.pdu.presentation_contexts),
-            )
-            window = _window(self._association, is_requestor=True)
-            self._operations.max_invoked, self._operations.max_performed = window
-            self._outcome.set()
-            self.OnReceiveAssociateAccept(self._association)
-        elif isinstance(event, ev.AssociateRejectReceived):
-            rj = event.pdu
-            log.info("%s", _describe_reject(rj))
-            self._outcome.set(reject=rj)
-            self.OnReceiveAssociateReject(
-                _as_enum(DicomAssociateRejectResultType, rj.result),
-                _as_enum(DicomAssociateRejectSourceType, rj.source),
-                _as_enum(DicomAssociateRejectReasonType, rj.reason),
-            )
-        elif isinstance(event, ev.ReleaseRequested):
-            self.OnReceiveReleaseRequest()
-        elif isinstance(event, ev.ReleaseConfirmed):
-            self._outcome.set(released=True)
-            self.OnReceiveReleaseResponse()
-        elif isinstance(event, ev.AbortReceived):
-            self._outcome.set(abort_info=(event.source, event.reason))
-            self.OnReceiveAbort(
-                _as_enum(DicomAbortSourceType, event.source),
-                _as_enum(DicomAbortReasonType, event.reason),
-            )
-        elif isinstance(event, ev.ProviderAborted):
-            log.warning("association aborted: %s", event.description)
-            self._outcome.set(abort_info=(DicomAbortSourceType.Provider, event.reason))
-            self.OnReceiveAbort(
-                DicomAbortSourceType.Provider, _as_enum(DicomAbortReasonType, event.reason)
-            )
-        elif isinstance(event, ev.TransportClosed):
-            self._on_transport_closed(event.description, event.timed_out)
-
-    def _on_transport_closed(self, description: str, timed_out: bool) -> None:
-        if timed_out:
+    def _on_closed(self, event: ev.TransportClosed) -> None:
+        outcome = self._outcome
+        if event.timed_out:
             error = DicomExceptionCode.NetTimeout
-        elif self._outcome.abort_info and not self._outcome.released:
+        elif outcome.abort_info and not outcome.released:
             error = DicomExceptionCode.NetConnectionAborted
         else:
             error = _OK
-        log.info("connection %s:%d closed: %s", self._peer[0], self._peer[1], description)
-        self._outcome.set(ended=True, end_description=description)
+        log.info("connection %s:%d closed: %s", self._peer[0], self._peer[1], event.description)
+        outcome.set(ended=True, end_description=outcome.end_description or event.description)
         self.OnClose(error, self)
         server = self._server
         if server is not None:
@@ -825,239 +809,90 @@ class DicomNet(DimseServices):
                 server._clients.remove(self)
             server.OnClose(error, self)
 
-    def _dispatch_message(self, message: Message) -> None:
-        """Check, decode and hand one received message to its callbacks."""
-        try:
-            check_required(message.command)
-        except DIMSEError as exc:
-            self._discard_data(message)
-            self._abort_for(str(exc))
-            return
-        field = message.command_field
-        if not field & RESPONSE_BIT:
-            self._deliver(message)
-            return
-        final = status_category(message.status or 0) is not StatusCategory.PENDING
-        if not self._operations.responded(message.message_id_being_responded_to or 0, final):
-            log.warning(
-                "dropping %s for message ID %s: no such request is outstanding",
-                message_name(field),
-                message.message_id_being_responded_to,
-            )
-            self._discard_data(message)
-            return
-        try:
-            self._deliver(message)
-        finally:
-            if final:  # after the callbacks, so a waiter sees their effects
-                self._outcome.add_response(message)
-
-    def _deliver(self, message: Message) -> None:
-        field = message.command_field
-        is_request = _is_request(field)
-        if is_request and not self._operations.may_perform(message.message_id or 0):
-            self._refuse_over_window(message)
-            return
-        if field == DicomCommandType.CStore and not self._may_receive_store(message):
-            return
-        if message.error is not None:
-            self._refuse_unstorable(message)
-            return
-        try:
-            data_set = self._received_data_set(message)
-        except DIMSEError as exc:
-            self._refuse_unreadable(message, str(exc))
-            return
-        message.dataset = data_set
-        try:
-            self._call_callbacks(message, data_set)
-        except Exception as exc:
-            # A failing handler must not leave the peer waiting for ever.
-            log.exception("%s handler raised", message_name(field))
-            if is_request and self._operations.is_performing(message.message_id or 0):
-                status = FAILURE_STATUS.get(field, DicomCommandStatusType.ProcessingFailure)
-                self._refuse(message, status, f"{type(exc).__name__}: {exc}")
-        finally:
-            self._received_file = None
-            if data_set is None:
-                self._discard_data(message)
-
-    def _call_callbacks(self, message: Message, data_set: Dataset | None) -> None:
-        """OnReceiveData, then the typed callback (or OnReceiveUnknown). A request that
-        nothing handles is refused with Unrecognized Operation, so the peer never waits
-        for an answer no code will give."""
-        command = message.command
-        handled = self._wants("OnReceiveData")
-        if handled:
-            self.OnReceiveData(message.context_id, command_to_dataset(command), data_set)
-        name = REQUEST_CALLBACKS.get(message.command_field, "OnReceiveUnknown")
-        handled = handled or self._wants(name)
-        if not dispatch(self, message, data_set):
-            self.OnReceiveUnknown(message.context_id, command_to_dataset(command), data_set)
-        if not handled and _is_request(message.command_field):
-            self._refuse(
-                message,
-                DicomCommandStatusType.UnrecognizedOperation,
-                f"no handler for {message_name(message.command_field)}",
-            )
-
-    def _may_receive_store(self, message: Message) -> bool:
-        """A requestor takes C-STORE-RQ (C-GET sub-operations) only where it negotiated
-        the SCP role; otherwise the request is refused, not silently stored."""
-        engine = self._engine
-        if engine is None or not engine.is_requestor:
-            return True
-        if self._requestor_roles(message.context_id)[1]:
-            return True
-        self._discard_data(message)
-        comment = "SCP role for this SOP class was not negotiated (role selection)"
-        log.warning("refusing C-STORE-RQ %s: %s", message.message_id, comment)
-        self.SendCStoreResponse(
-            message.context_id,
-            message.message_id or 0,
-            message.affected_sop_class_uid or "",
-            message.affected_sop_instance_uid or "",
-            DicomCommandStatusType.NotAuthorized,
-            ErrorComment=comment,
-        )
-        return False
-
-    def _received_data_set(self, message: Message) -> Dataset | None:
-        data = message.data
-        if isinstance(data, SpooledFile):
-            self._received_file = data.path
-            return data.read_dataset() if self.parse_received_data else None
-        if data is None:
-            return None
-        return decode_dataset(data, self._transfer_syntax(message.context_id))  # type: ignore[arg-type]
-
-    def _refuse_unreadable(self, message: Message, reason: str) -> None:
-        """A data set that does not parse: refuse the request (0xC000-class / 0x0110)."""
-        log.warning("%s: %s", message_name(message.command_field), reason)
-        self._discard_data(message)
-        if message.command_field & RESPONSE_BIT:
-            return
-        status = FAILURE_STATUS.get(message.command_field, DicomCommandStatusType.ProcessingFailure)
-        self._refuse(message, status, reason)
-
-    def _refuse_unstorable(self, message: Message) -> None:
-        """The data set could not be kept (disk full, unwritable temp folder): refuse the
-        request with Out of Resources (PS3.4 B.2.3) or Processing Failure."""
-        reason = f"cannot keep the data set: {message.error}"
-        log.warning("%s %s: %s", message_name(message.command_field), message.message_id, reason)
-        if _is_request(message.command_field):
-            status = OUT_OF_RESOURCES_STATUS.get(
-                message.command_field, DicomCommandStatusType.ProcessingFailure
-            )
-            self._refuse(message, status, reason)
-
-    def _refuse_over_window(self, message: Message) -> None:
-        """The peer exceeded the asynchronous operations window: refuse the request with
-        Resource Limitation (PS3.7 C.5) and keep the association."""
-        self._discard_data(message)
-        limit = self._operations.max_performed
-        reason = f"{self._operations.performing} operations in progress; the window is {limit}"
-        log.warning(
-            "refusing %s %s: %s", message_name(message.command_field), message.message_id, reason
-        )
-        self._refuse(message, DicomCommandStatusType.ResourceLimitation, reason)
-
-    def _refuse(self, message: Message, status: int, reason: str) -> None:
-        cls = message.affected_sop_class_uid or message.requested_sop_class_uid or ""
-        instance = message.affected_sop_instance_uid or message.requested_sop_instance_uid or ""
-        response = {
-            "CommandField": message.command_field | RESPONSE_BIT,
-            "MessageIDBeingRespondedTo": message.message_id or 0,
-            "AffectedSOPClassUID": cls or None,
-            "AffectedSOPInstanceUID": instance or None,
-            "Status": int(status),
-            "ErrorComment": reason[:64],
-            "CommandDataSetType": NO_DATA_SET,
-        }
-        self._send_message(message.context_id, response)
-
-    @staticmethod
-    def _discard_data(message: Message) -> None:
-        if isinstance(message.data, SpooledFile):
-            message.data.discard()
-
-    def _abort_for(self, reason: str) -> None:
-        log.warning("aborting the association: %s", reason)
-        self._outcome.set(end_description=reason)
-        self.SendAbort(DicomAbortSourceType.Provider, DicomAbortReasonType.InvalidParameterValue)
-
-    def _make_sink(self, context_id: int, command: dict[str, object]) -> DataSink:
-        """C-STORE data goes to a Part-10 spool file; everything else stays in memory."""
-        if command.get("CommandField") == DicomCommandType.CStore:
-            engine = self._require_engine()
-            context = engine.contexts[context_id]
-            return SpoolSink(
-                self._temp_path,
-                str(command.get("AffectedSOPClassUID", "")),
-                str(command.get("AffectedSOPInstanceUID", "")),
-                context.transfer_syntax,
-            )
-        return BytesSink()
-
-
-# Backpressure for Send* from other threads: queued messages that make a sender wait,
-# and the level at which it resumes.
-SEND_BACKLOG_HIGH = 64
-SEND_BACKLOG_LOW = 16
-
-# Status for a request whose data set could not be kept.
-OUT_OF_RESOURCES_STATUS: dict[int, int] = {
-    DicomCommandType.CStore: DicomCommandStatusType.RefusedOutOfResources,
-}
-
-
-def _is_request(command_field: int) -> bool:
-    """Requests that expect a response (C-CANCEL expects none)."""
-    return not command_field & RESPONSE_BIT and command_field != DicomCommandType.CCancel
-
-
-# Status for a request that cannot be processed (a data set that does not parse, a
-# handler that failed): "cannot understand" where the service defines one, else
-# Processing Failure.
-FAILURE_STATUS: dict[int, int] = {
-    DicomCommandType.CStore: 0xC000,
-    DicomCommandType.CFind: 0xC000,
-    DicomCommandType.CGet: 0xC000,
-    DicomCommandType.CMove: 0xC000,
-}
-
-
-def _window(accept: DicomAssociate | None, is_requestor: bool) -> tuple[int, int]:
-    """(requests this side may have outstanding, peer requests it performs at once),
-    PS3.7 D.3.3.3: (1, 1) without a window; with one, what the accept allows (0 =
-    unlimited). The accept's "invoked" count is what the requestor may invoke and the
-    acceptor performs; its "performed" count is what the acceptor may invoke and the
-    requestor performs."""
-    if accept is None or not accept.IsAsynchronousOperations:
-        return 1, 1
-    invoked, performed = accept.InvokedOperationsCount, accept.PerformedOperationsCount
-    return (invoked, performed) if is_requestor else (performed, invoked)
-
-
-def _describe_reject(rj: AssociateRJ) -> str:
-    result = "permanent" if rj.result == 1 else "transient"
-    reasons = {
-        (1, 1): "no reason given",
-        (1, 2): "application context name not supported",
-        (1, 3): "calling AE title not recognized",
-        (1, 7): "called AE title not recognized",
-        (2, 1): "no reason given (ACSE)",
-        (2, 2): "protocol version not supported",
-        (3, 1): "temporary congestion",
-        (3, 2): "local limit exceeded",
+    _HANDLERS: Mapping[type, Callable[[DicomNet, Any], None]] = {
+        ev.PduReceived: _on_pdu,
+        AssociationRequested: _on_association_requested,
+        AssociationAccepted: _on_association_accepted,
+        ev.AssociateRejectReceived: _on_reject,
+        ev.ReleaseRequested: _on_release_requested,
+        ev.ReleaseConfirmed: _on_release_confirmed,
+        ev.AbortReceived: _on_abort,
+        ev.ProviderAborted: _on_provider_abort,
+        ResponseTimedOut: _on_response_timeout,
+        RequestFailed: _on_request_failed,
+        DimseReceived: _on_dimse,
+        ev.TransportClosed: _on_closed,
     }
-    text = reasons.get((rj.source, rj.reason), f"source {rj.source}, reason {rj.reason}")
-    return f"association rejected ({result}): {text}"
+
+
+class LockedSession:
+    """The session as the loop drives it: every call under the connection's lock, since
+    ``Send*`` callers on other threads drive the same session."""
+
+    def __init__(self, session: DimseSession, lock: threading.Lock) -> None:
+        self._session = session
+        self._lock = lock
+        self.send_queue = LockedQueue(session.engine.send_queue, lock)
+
+    @property
+    def close_requested(self) -> bool:
+        return self._session.close_requested
+
+    def connection_made(self, now: float) -> None:
+        with self._lock:
+            self._session.connection_made(now)
+
+    def connection_lost(self, now: float, description: str = "connection closed by peer") -> None:
+        with self._lock:
+            self._session.connection_lost(now, description)
+
+    def get_buffer(self) -> memoryview:
+        with self._lock:
+            return self._session.get_buffer()
+
+    def buffer_updated(self, nbytes: int, now: float) -> None:
+        with self._lock:
+            self._session.buffer_updated(nbytes, now)
+
+    def get_timer(self) -> float | None:
+        with self._lock:
+            return self._session.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        with self._lock:
+            self._session.handle_timer(now)
+
+
+class LockedQueue:
+    """The send queue as the loop's writer sees it, under the connection's lock."""
+
+    def __init__(self, queue: SendQueue, lock: threading.Lock) -> None:
+        self._queue = queue
+        self._lock = lock
+
+    def __bool__(self) -> bool:
+        with self._lock:
+            return bool(self._queue)
+
+    def peek(self, max_bytes: int) -> list[memoryview]:
+        with self._lock:
+            return self._queue.peek(max_bytes)
+
+    def consume(self, written: int) -> list[tuple[int, int]]:
+        with self._lock:
+            return self._queue.consume(written)
+
+
+def _reject_reason(rj: AssociateRJ) -> DicomAssociateRejectReasonType:
+    """The member the (source, reason) pair means; an undefined pair stays an int, which
+    compares and formats the same way."""
+    try:
+        return DicomAssociateRejectReasonType.from_wire(rj.source, rj.reason)
+    except ValueError:
+        return cast(DicomAssociateRejectReasonType, rj.reason)
 
 
 def _error_code(error: OSError | None) -> DicomExceptionCode:
-    import errno
-
     if isinstance(error, TimeoutError):
         return DicomExceptionCode.NetTimeout
     codes = {

@@ -1,10 +1,12 @@
-"""The DIMSE-C and DIMSE-N half of the ``DicomNet`` API (PS3.7 sections 9 and 10).
+"""The DIMSE-C and DIMSE-N half of the LEADTOOLS ``DicomNet`` API (PS3.7 sections 9, 10).
 
-Each ``Send*`` method builds the command set its PS3.7 message table prescribes, with
-LEADTOOLS' method name and parameter order; each received message is dispatched through
-``_HANDLERS`` to the ``OnReceive*`` callback with the same parameters. The mixin leaves
-the transport to its host class (``DicomNet``), which supplies ``_send_message``,
-``_data_source`` and ``_emit_callback``.
+``DimseServices`` declares every ``Send*`` method and ``OnReceive*`` callback with
+LEADTOOLS' names and parameter order, so applications and IDEs see explicit, typed
+methods. What each message carries is not written here but in its ``MessageSpec``
+(``dicomnet.dimse.messages``): a ``Send*`` method hands its own arguments to
+``_send_dimse`` with its spec, and each default ``OnReceive*`` hands its arguments to
+``_callback``, which ``DicomNet`` implements by sending the callback's signal. A test holds
+every method's parameters against its spec.
 
 Optional status elements (PS3.7 annex C: ``ErrorComment``, ``ErrorID``,
 ``OffendingElement``, ``AttributeIdentifierList``...) go into any ``Send*`` as keyword
@@ -14,64 +16,36 @@ arguments named by their pydicom keywords, e.g.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-from typing import Any, cast
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pydicom import Dataset
 
-from .dimse.assembly import Message
-from .dimse.commands import DATA_SET_PRESENT, NO_DATA_SET, RESPONSE_BIT
-from .dimse.part10 import Part10File
-from .enums import DicomCommandPriorityType, DicomCommandStatusType, DicomCommandType
-
-DataSetArgument = Dataset | Part10File | str | os.PathLike[str] | None
-
-C_CANCEL = DicomCommandType.CCancel
+from .dimse.commands import RESPONSE_BIT as _R
+from .dimse.messages import MESSAGES, MessageSpec
+from .enums import DicomCommandPriorityType, DicomCommandStatusType
+from .enums import DicomCommandType as _C
+from .session import DataSetArgument
 
 
-def _data_set_type(data_set: object) -> int:
-    return NO_DATA_SET if data_set is None else DATA_SET_PRESENT
+class DimseServices(ABC):
+    """The DIMSE senders and callbacks of ``DicomNet``; an abstract base class whose
+    two hooks say how a message is sent and how a callback reaches its subscribers."""
 
+    @abstractmethod
+    def _send_dimse(self, spec: MessageSpec, arguments: Mapping[str, Any]) -> None:
+        """Send the message ``spec`` describes, built from a ``Send*`` method's arguments
+        (``presentation_id``, ``message_id``, its fields, ``data_set``, ``extra``)."""
 
-def _status(value: DicomCommandStatusType | int) -> int:
-    return int(value) & 0xFFFF
+    @abstractmethod
+    def _callback(self, name: str, arguments: Mapping[str, Any]) -> None:
+        """What a default ``On*`` callback does with its arguments (emit its signal)."""
 
-
-class DimseServices:
-    """DIMSE-C/N senders and callbacks; mixed into ``DicomNet``."""
-
-    # supplied by DicomNet
-    def _send_message(  # pragma: no cover - implemented by the host class
-        self, presentation_id: int, command: dict[str, Any], data_set: DataSetArgument = None
-    ) -> None:
-        raise NotImplementedError
-
-    def _emit_callback(self, name: str, arguments: dict[str, Any]) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def _send_request(
-        self,
-        presentation_id: int,
-        command: dict[str, Any],
-        data_set: DataSetArgument,
-        extra: dict[str, Any],
-    ) -> None:
-        command["CommandDataSetType"] = _data_set_type(data_set)
-        command.update(extra)
-        self._send_message(presentation_id, command, data_set)
-
-    _send_response = _send_request
-
-    # -- C-ECHO ----------------------------------------------------------------------
+    # -- C-ECHO --------------------------------------------------------------
 
     def SendCEchoRequest(self, presentation_id: int, message_id: int, affected_class: str) -> None:
-        command = {
-            "CommandField": DicomCommandType.CEcho,
-            "MessageID": message_id,
-            "AffectedSOPClassUID": affected_class,
-        }
-        self._send_request(presentation_id, command, None, {})
+        self._send_dimse(MESSAGES[_C.CEcho], locals())
 
     def SendCEchoResponse(
         self,
@@ -81,18 +55,12 @@ class DimseServices:
         status: DicomCommandStatusType | int,
         **extra: Any,
     ) -> None:
-        command = {
-            "CommandField": DicomCommandType.CEcho | RESPONSE_BIT,
-            "MessageIDBeingRespondedTo": message_id,
-            "AffectedSOPClassUID": affected_class,
-            "Status": _status(status),
-        }
-        self._send_response(presentation_id, command, None, extra)
+        self._send_dimse(MESSAGES[_C.CEcho | _R], locals())
 
     def OnReceiveCEchoRequest(
         self, presentation_id: int, message_id: int, affected_class: str
     ) -> None:
-        self._emit_callback("OnReceiveCEchoRequest", locals())
+        self._callback("OnReceiveCEchoRequest", locals())
 
     def OnReceiveCEchoResponse(
         self,
@@ -101,9 +69,9 @@ class DimseServices:
         affected_class: str,
         status: DicomCommandStatusType,
     ) -> None:
-        self._emit_callback("OnReceiveCEchoResponse", locals())
+        self._callback("OnReceiveCEchoResponse", locals())
 
-    # -- C-STORE ---------------------------------------------------------------------
+    # -- C-STORE -------------------------------------------------------------
 
     def SendCStoreRequest(
         self,
@@ -119,17 +87,7 @@ class DimseServices:
     ) -> None:
         """Store ``data_set``: a ``Dataset``, or the path of a Part-10 file whose data set
         is sent without decoding when its transfer syntax was accepted."""
-        command = {
-            "CommandField": DicomCommandType.CStore,
-            "MessageID": message_id,
-            "AffectedSOPClassUID": affected_class,
-            "AffectedSOPInstanceUID": instance,
-            "Priority": int(priority),
-        }
-        if move_ae:
-            command["MoveOriginatorApplicationEntityTitle"] = move_ae
-            command["MoveOriginatorMessageID"] = move_message_id
-        self._send_request(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.CStore], locals())
 
     def SendCStoreResponse(
         self,
@@ -140,14 +98,7 @@ class DimseServices:
         status: DicomCommandStatusType | int,
         **extra: Any,
     ) -> None:
-        command = {
-            "CommandField": DicomCommandType.CStore | RESPONSE_BIT,
-            "MessageIDBeingRespondedTo": message_id,
-            "AffectedSOPClassUID": affected_class,
-            "AffectedSOPInstanceUID": instance,
-            "Status": _status(status),
-        }
-        self._send_response(presentation_id, command, None, extra)
+        self._send_dimse(MESSAGES[_C.CStore | _R], locals())
 
     def OnReceiveCStoreRequest(
         self,
@@ -160,7 +111,7 @@ class DimseServices:
         move_message_id: int,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveCStoreRequest", locals())
+        self._callback("OnReceiveCStoreRequest", locals())
 
     def OnReceiveCStoreResponse(
         self,
@@ -170,9 +121,9 @@ class DimseServices:
         instance: str,
         status: DicomCommandStatusType,
     ) -> None:
-        self._emit_callback("OnReceiveCStoreResponse", locals())
+        self._callback("OnReceiveCStoreResponse", locals())
 
-    # -- C-FIND ----------------------------------------------------------------------
+    # -- C-FIND --------------------------------------------------------------
 
     def SendCFindRequest(
         self,
@@ -183,13 +134,7 @@ class DimseServices:
         data_set: Dataset,
         **extra: Any,
     ) -> None:
-        command = {
-            "CommandField": DicomCommandType.CFind,
-            "MessageID": message_id,
-            "AffectedSOPClassUID": affected_class,
-            "Priority": int(priority),
-        }
-        self._send_request(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.CFind], locals())
 
     def SendCFindResponse(
         self,
@@ -200,13 +145,7 @@ class DimseServices:
         data_set: Dataset | None,
         **extra: Any,
     ) -> None:
-        command = {
-            "CommandField": DicomCommandType.CFind | RESPONSE_BIT,
-            "MessageIDBeingRespondedTo": message_id,
-            "AffectedSOPClassUID": affected_class,
-            "Status": _status(status),
-        }
-        self._send_response(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.CFind | _R], locals())
 
     def OnReceiveCFindRequest(
         self,
@@ -216,7 +155,7 @@ class DimseServices:
         priority: DicomCommandPriorityType,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveCFindRequest", locals())
+        self._callback("OnReceiveCFindRequest", locals())
 
     def OnReceiveCFindResponse(
         self,
@@ -226,9 +165,9 @@ class DimseServices:
         status: DicomCommandStatusType,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveCFindResponse", locals())
+        self._callback("OnReceiveCFindResponse", locals())
 
-    # -- C-GET / C-MOVE --------------------------------------------------------------
+    # -- C-GET ---------------------------------------------------------------
 
     def SendCGetRequest(
         self,
@@ -239,13 +178,7 @@ class DimseServices:
         data_set: Dataset,
         **extra: Any,
     ) -> None:
-        command = {
-            "CommandField": DicomCommandType.CGet,
-            "MessageID": message_id,
-            "AffectedSOPClassUID": affected_class,
-            "Priority": int(priority),
-        }
-        self._send_request(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.CGet], locals())
 
     def SendCGetResponse(
         self,
@@ -260,16 +193,9 @@ class DimseServices:
         data_set: Dataset | None,
         **extra: Any,
     ) -> None:
-        self._send_retrieve_response(
-            DicomCommandType.CGet,
-            presentation_id,
-            message_id,
-            affected_class,
-            status,
-            (remaining, completed, failed, warning),
-            data_set,
-            extra,
-        )
+        self._send_dimse(MESSAGES[_C.CGet | _R], locals())
+
+    # -- C-MOVE --------------------------------------------------------------
 
     def SendCMoveRequest(
         self,
@@ -281,14 +207,7 @@ class DimseServices:
         data_set: Dataset,
         **extra: Any,
     ) -> None:
-        command = {
-            "CommandField": DicomCommandType.CMove,
-            "MessageID": message_id,
-            "AffectedSOPClassUID": affected_class,
-            "Priority": int(priority),
-            "MoveDestination": move_ae,
-        }
-        self._send_request(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.CMove], locals())
 
     def SendCMoveResponse(
         self,
@@ -303,42 +222,9 @@ class DimseServices:
         data_set: Dataset | None,
         **extra: Any,
     ) -> None:
-        self._send_retrieve_response(
-            DicomCommandType.CMove,
-            presentation_id,
-            message_id,
-            affected_class,
-            status,
-            (remaining, completed, failed, warning),
-            data_set,
-            extra,
-        )
+        self._send_dimse(MESSAGES[_C.CMove | _R], locals())
 
-    def _send_retrieve_response(
-        self,
-        service: DicomCommandType,
-        presentation_id: int,
-        message_id: int,
-        affected_class: str,
-        status: DicomCommandStatusType | int,
-        counts: tuple[int, int, int, int],
-        data_set: Dataset | None,
-        extra: dict[str, Any],
-    ) -> None:
-        """C-GET/C-MOVE responses: sub-operation counts (PS3.7 9.3.3.2, 9.3.4.2). The
-        remaining count is omitted when negative (final responses may leave it out)."""
-        remaining, completed, failed, warning = counts
-        command: dict[str, Any] = {
-            "CommandField": service | RESPONSE_BIT,
-            "MessageIDBeingRespondedTo": message_id,
-            "AffectedSOPClassUID": affected_class,
-            "Status": _status(status),
-            "NumberOfRemainingSuboperations": remaining if remaining >= 0 else None,
-            "NumberOfCompletedSuboperations": completed,
-            "NumberOfFailedSuboperations": failed,
-            "NumberOfWarningSuboperations": warning,
-        }
-        self._send_response(presentation_id, command, data_set, extra)
+    # -- C-GET ---------------------------------------------------------------
 
     def OnReceiveCGetRequest(
         self,
@@ -348,7 +234,7 @@ class DimseServices:
         priority: DicomCommandPriorityType,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveCGetRequest", locals())
+        self._callback("OnReceiveCGetRequest", locals())
 
     def OnReceiveCGetResponse(
         self,
@@ -362,7 +248,9 @@ class DimseServices:
         warning: int,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveCGetResponse", locals())
+        self._callback("OnReceiveCGetResponse", locals())
+
+    # -- C-MOVE --------------------------------------------------------------
 
     def OnReceiveCMoveRequest(
         self,
@@ -373,7 +261,7 @@ class DimseServices:
         move_ae: str,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveCMoveRequest", locals())
+        self._callback("OnReceiveCMoveRequest", locals())
 
     def OnReceiveCMoveResponse(
         self,
@@ -387,22 +275,18 @@ class DimseServices:
         warning: int,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveCMoveResponse", locals())
+        self._callback("OnReceiveCMoveResponse", locals())
 
-    # -- C-CANCEL --------------------------------------------------------------------
+    # -- C-CANCEL ------------------------------------------------------------
 
     def SendCCancelRequest(self, presentation_id: int, message_id: int) -> None:
         """Cancel the C-FIND, C-GET or C-MOVE request ``message_id`` (PS3.7 9.3.2.3)."""
-        command = {
-            "CommandField": C_CANCEL,
-            "MessageIDBeingRespondedTo": message_id,
-        }
-        self._send_request(presentation_id, command, None, {})
+        self._send_dimse(MESSAGES[_C.CCancel], locals())
 
     def OnReceiveCCancelRequest(self, presentation_id: int, message_id: int) -> None:
-        self._emit_callback("OnReceiveCCancelRequest", locals())
+        self._callback("OnReceiveCCancelRequest", locals())
 
-    # -- N-EVENT-REPORT --------------------------------------------------------------
+    # -- N-EVENT-REPORT ------------------------------------------------------
 
     def SendNReportRequest(
         self,
@@ -414,14 +298,7 @@ class DimseServices:
         data_set: Dataset | None,
         **extra: Any,
     ) -> None:
-        command = {
-            "CommandField": DicomCommandType.NReport,
-            "MessageID": message_id,
-            "AffectedSOPClassUID": affected_class,
-            "AffectedSOPInstanceUID": instance,
-            "EventTypeID": dicom_event,
-        }
-        self._send_request(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.NReport], locals())
 
     def SendNReportResponse(
         self,
@@ -434,13 +311,7 @@ class DimseServices:
         data_set: Dataset | None,
         **extra: Any,
     ) -> None:
-        command = {
-            **self._n_response_base(
-                DicomCommandType.NReport, message_id, affected_class, instance, status
-            ),
-            "EventTypeID": dicom_event,
-        }
-        self._send_response(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.NReport | _R], locals())
 
     def OnReceiveNReportRequest(
         self,
@@ -451,7 +322,7 @@ class DimseServices:
         dicom_event: int,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveNReportRequest", locals())
+        self._callback("OnReceiveNReportRequest", locals())
 
     def OnReceiveNReportResponse(
         self,
@@ -463,9 +334,9 @@ class DimseServices:
         dicom_event: int,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveNReportResponse", locals())
+        self._callback("OnReceiveNReportResponse", locals())
 
-    # -- N-GET -----------------------------------------------------------------------
+    # -- N-GET ---------------------------------------------------------------
 
     def SendNGetRequest(
         self,
@@ -479,12 +350,8 @@ class DimseServices:
     ) -> None:
         """Ask for ``attributes`` (tags as 0xGGGGEEEE; empty = all) of ``instance``.
         ``count`` is LEADTOOLS' array length; when given, only that many are sent."""
-        tags = list(attributes)[: count if count is not None else None]
-        command = {
-            **self._n_request_base(DicomCommandType.NGet, message_id, affected_class, instance),
-            "AttributeIdentifierList": tags or None,
-        }
-        self._send_request(presentation_id, command, None, extra)
+        attributes = list(attributes)[:count]
+        self._send_dimse(MESSAGES[_C.NGet], locals())
 
     def SendNGetResponse(
         self,
@@ -496,10 +363,7 @@ class DimseServices:
         data_set: Dataset | None,
         **extra: Any,
     ) -> None:
-        command = self._n_response_base(
-            DicomCommandType.NGet, message_id, affected_class, instance, status
-        )
-        self._send_response(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.NGet | _R], locals())
 
     def OnReceiveNGetRequest(
         self,
@@ -509,7 +373,7 @@ class DimseServices:
         instance: str,
         attributes: list[int],
     ) -> None:
-        self._emit_callback("OnReceiveNGetRequest", locals())
+        self._callback("OnReceiveNGetRequest", locals())
 
     def OnReceiveNGetResponse(
         self,
@@ -520,9 +384,9 @@ class DimseServices:
         status: DicomCommandStatusType,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveNGetResponse", locals())
+        self._callback("OnReceiveNGetResponse", locals())
 
-    # -- N-SET -----------------------------------------------------------------------
+    # -- N-SET ---------------------------------------------------------------
 
     def SendNSetRequest(
         self,
@@ -533,8 +397,7 @@ class DimseServices:
         data_set: Dataset,
         **extra: Any,
     ) -> None:
-        command = self._n_request_base(DicomCommandType.NSet, message_id, affected_class, instance)
-        self._send_request(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.NSet], locals())
 
     def SendNSetResponse(
         self,
@@ -546,10 +409,7 @@ class DimseServices:
         data_set: Dataset | None,
         **extra: Any,
     ) -> None:
-        command = self._n_response_base(
-            DicomCommandType.NSet, message_id, affected_class, instance, status
-        )
-        self._send_response(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.NSet | _R], locals())
 
     def OnReceiveNSetRequest(
         self,
@@ -559,7 +419,7 @@ class DimseServices:
         instance: str,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveNSetRequest", locals())
+        self._callback("OnReceiveNSetRequest", locals())
 
     def OnReceiveNSetResponse(
         self,
@@ -570,9 +430,9 @@ class DimseServices:
         status: DicomCommandStatusType,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveNSetResponse", locals())
+        self._callback("OnReceiveNSetResponse", locals())
 
-    # -- N-ACTION --------------------------------------------------------------------
+    # -- N-ACTION ------------------------------------------------------------
 
     def SendNActionRequest(
         self,
@@ -584,11 +444,7 @@ class DimseServices:
         data_set: Dataset | None,
         **extra: Any,
     ) -> None:
-        command = {
-            **self._n_request_base(DicomCommandType.NAction, message_id, affected_class, instance),
-            "ActionTypeID": action,
-        }
-        self._send_request(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.NAction], locals())
 
     def SendNActionResponse(
         self,
@@ -601,13 +457,7 @@ class DimseServices:
         data_set: Dataset | None,
         **extra: Any,
     ) -> None:
-        command = {
-            **self._n_response_base(
-                DicomCommandType.NAction, message_id, affected_class, instance, status
-            ),
-            "ActionTypeID": action,
-        }
-        self._send_response(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.NAction | _R], locals())
 
     def OnReceiveNActionRequest(
         self,
@@ -618,7 +468,7 @@ class DimseServices:
         action: int,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveNActionRequest", locals())
+        self._callback("OnReceiveNActionRequest", locals())
 
     def OnReceiveNActionResponse(
         self,
@@ -630,9 +480,9 @@ class DimseServices:
         action: int,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveNActionResponse", locals())
+        self._callback("OnReceiveNActionResponse", locals())
 
-    # -- N-CREATE --------------------------------------------------------------------
+    # -- N-CREATE ------------------------------------------------------------
 
     def SendNCreateRequest(
         self,
@@ -644,13 +494,7 @@ class DimseServices:
         **extra: Any,
     ) -> None:
         """``instance`` may be empty: the SCP then assigns the SOP instance UID."""
-        command = {
-            "CommandField": DicomCommandType.NCreate,
-            "MessageID": message_id,
-            "AffectedSOPClassUID": affected_class,
-            "AffectedSOPInstanceUID": instance or None,
-        }
-        self._send_request(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.NCreate], locals())
 
     def SendNCreateResponse(
         self,
@@ -662,10 +506,7 @@ class DimseServices:
         data_set: Dataset | None,
         **extra: Any,
     ) -> None:
-        command = self._n_response_base(
-            DicomCommandType.NCreate, message_id, affected_class, instance, status
-        )
-        self._send_response(presentation_id, command, data_set, extra)
+        self._send_dimse(MESSAGES[_C.NCreate | _R], locals())
 
     def OnReceiveNCreateRequest(
         self,
@@ -675,7 +516,7 @@ class DimseServices:
         instance: str,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveNCreateRequest", locals())
+        self._callback("OnReceiveNCreateRequest", locals())
 
     def OnReceiveNCreateResponse(
         self,
@@ -686,9 +527,9 @@ class DimseServices:
         status: DicomCommandStatusType,
         data_set: Dataset | None,
     ) -> None:
-        self._emit_callback("OnReceiveNCreateResponse", locals())
+        self._callback("OnReceiveNCreateResponse", locals())
 
-    # -- N-DELETE --------------------------------------------------------------------
+    # -- N-DELETE ------------------------------------------------------------
 
     def SendNDeleteRequest(
         self,
@@ -698,10 +539,7 @@ class DimseServices:
         instance: str,
         **extra: Any,
     ) -> None:
-        command = self._n_request_base(
-            DicomCommandType.NDelete, message_id, affected_class, instance
-        )
-        self._send_request(presentation_id, command, None, extra)
+        self._send_dimse(MESSAGES[_C.NDelete], locals())
 
     def SendNDeleteResponse(
         self,
@@ -712,15 +550,12 @@ class DimseServices:
         status: DicomCommandStatusType | int,
         **extra: Any,
     ) -> None:
-        command = self._n_response_base(
-            DicomCommandType.NDelete, message_id, affected_class, instance, status
-        )
-        self._send_response(presentation_id, command, None, extra)
+        self._send_dimse(MESSAGES[_C.NDelete | _R], locals())
 
     def OnReceiveNDeleteRequest(
         self, presentation_id: int, message_id: int, affected_class: str, instance: str
     ) -> None:
-        self._emit_callback("OnReceiveNDeleteRequest", locals())
+        self._callback("OnReceiveNDeleteRequest", locals())
 
     def OnReceiveNDeleteResponse(
         self,
@@ -730,241 +565,4 @@ class DimseServices:
         instance: str,
         status: DicomCommandStatusType,
     ) -> None:
-        self._emit_callback("OnReceiveNDeleteResponse", locals())
-
-    # -- shared command shapes -------------------------------------------------------
-
-    @staticmethod
-    def _n_request_base(
-        service: DicomCommandType, message_id: int, sop_class: str, instance: str
-    ) -> dict[str, Any]:
-        """N-GET/SET/ACTION/DELETE requests name their target with the Requested UIDs."""
-        return {
-            "CommandField": service,
-            "MessageID": message_id,
-            "RequestedSOPClassUID": sop_class,
-            "RequestedSOPInstanceUID": instance,
-        }
-
-    @staticmethod
-    def _n_response_base(
-        service: DicomCommandType,
-        message_id: int,
-        sop_class: str,
-        instance: str,
-        status: DicomCommandStatusType | int,
-    ) -> dict[str, Any]:
-        return {
-            "CommandField": service | RESPONSE_BIT,
-            "MessageIDBeingRespondedTo": message_id,
-            "AffectedSOPClassUID": sop_class or None,
-            "AffectedSOPInstanceUID": instance or None,
-            "Status": _status(status),
-        }
-
-
-# -- receiving: command field -> how to call the callback ----------------------------
-
-
-def _text(command: dict[str, Any], keyword: str) -> str:
-    value = command.get(keyword)
-    return value if isinstance(value, str) else ""
-
-
-def _number(command: dict[str, Any], keyword: str, default: int = 0) -> int:
-    value = command.get(keyword)
-    return value if isinstance(value, int) else default
-
-
-def _status_of(command: dict[str, Any]) -> DicomCommandStatusType:
-    """The status as an enum member; a code the enum lacks passes as a plain int (any
-    16-bit status is legal), which compares and formats the same way."""
-    code = _number(command, "Status")
-    try:
-        return DicomCommandStatusType(code)
-    except ValueError:
-        return cast(DicomCommandStatusType, code)
-
-
-def _priority_of(command: dict[str, Any]) -> DicomCommandPriorityType:
-    value = _number(command, "Priority")
-    try:
-        return DicomCommandPriorityType(value)
-    except ValueError:
-        return cast(DicomCommandPriorityType, value)
-
-
-def _counts(command: dict[str, Any]) -> tuple[int, int, int, int]:
-    return (
-        _number(command, "NumberOfRemainingSuboperations", -1),
-        _number(command, "NumberOfCompletedSuboperations"),
-        _number(command, "NumberOfFailedSuboperations"),
-        _number(command, "NumberOfWarningSuboperations"),
-    )
-
-
-def _tags(command: dict[str, Any]) -> list[int]:
-    value = command.get("AttributeIdentifierList")
-    return list(value) if isinstance(value, list) else []
-
-
-def _target(command: dict[str, Any]) -> tuple[str, str]:
-    """(SOP class, SOP instance) from Affected or, in N requests, Requested UIDs."""
-    sop_class = _text(command, "AffectedSOPClassUID") or _text(command, "RequestedSOPClassUID")
-    instance = _text(command, "AffectedSOPInstanceUID") or _text(command, "RequestedSOPInstanceUID")
-    return sop_class, instance
-
-
-Handler = Callable[[DimseServices, Message, Any], None]
-_R = RESPONSE_BIT
-
-
-def _mid(c: dict[str, Any]) -> int:
-    return _number(c, "MessageID")
-
-
-def _rid(c: dict[str, Any]) -> int:
-    return _number(c, "MessageIDBeingRespondedTo")
-
-
-_HANDLERS: dict[int, Handler] = {
-    DicomCommandType.CEcho: lambda n, m, d: n.OnReceiveCEchoRequest(
-        m.context_id, _mid(m.command), _text(m.command, "AffectedSOPClassUID")
-    ),
-    DicomCommandType.CEcho | _R: lambda n, m, d: n.OnReceiveCEchoResponse(
-        m.context_id,
-        _rid(m.command),
-        _text(m.command, "AffectedSOPClassUID"),
-        _status_of(m.command),
-    ),
-    DicomCommandType.CStore: lambda n, m, d: n.OnReceiveCStoreRequest(
-        m.context_id,
-        _mid(m.command),
-        *_target(m.command),
-        _priority_of(m.command),
-        _text(m.command, "MoveOriginatorApplicationEntityTitle"),
-        _number(m.command, "MoveOriginatorMessageID"),
-        d,
-    ),
-    DicomCommandType.CStore | _R: lambda n, m, d: n.OnReceiveCStoreResponse(
-        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command)
-    ),
-    DicomCommandType.CFind: lambda n, m, d: n.OnReceiveCFindRequest(
-        m.context_id,
-        _mid(m.command),
-        _text(m.command, "AffectedSOPClassUID"),
-        _priority_of(m.command),
-        d,
-    ),
-    DicomCommandType.CFind | _R: lambda n, m, d: n.OnReceiveCFindResponse(
-        m.context_id,
-        _rid(m.command),
-        _text(m.command, "AffectedSOPClassUID"),
-        _status_of(m.command),
-        d,
-    ),
-    DicomCommandType.CGet: lambda n, m, d: n.OnReceiveCGetRequest(
-        m.context_id,
-        _mid(m.command),
-        _text(m.command, "AffectedSOPClassUID"),
-        _priority_of(m.command),
-        d,
-    ),
-    DicomCommandType.CGet | _R: lambda n, m, d: n.OnReceiveCGetResponse(
-        m.context_id,
-        _rid(m.command),
-        _text(m.command, "AffectedSOPClassUID"),
-        _status_of(m.command),
-        *_counts(m.command),
-        d,
-    ),
-    DicomCommandType.CMove: lambda n, m, d: n.OnReceiveCMoveRequest(
-        m.context_id,
-        _mid(m.command),
-        _text(m.command, "AffectedSOPClassUID"),
-        _priority_of(m.command),
-        _text(m.command, "MoveDestination"),
-        d,
-    ),
-    DicomCommandType.CMove | _R: lambda n, m, d: n.OnReceiveCMoveResponse(
-        m.context_id,
-        _rid(m.command),
-        _text(m.command, "AffectedSOPClassUID"),
-        _status_of(m.command),
-        *_counts(m.command),
-        d,
-    ),
-    C_CANCEL: lambda n, m, d: n.OnReceiveCCancelRequest(m.context_id, _rid(m.command)),
-    DicomCommandType.NReport: lambda n, m, d: n.OnReceiveNReportRequest(
-        m.context_id, _mid(m.command), *_target(m.command), _number(m.command, "EventTypeID"), d
-    ),
-    DicomCommandType.NReport | _R: lambda n, m, d: n.OnReceiveNReportResponse(
-        m.context_id,
-        _rid(m.command),
-        *_target(m.command),
-        _status_of(m.command),
-        _number(m.command, "EventTypeID"),
-        d,
-    ),
-    DicomCommandType.NGet: lambda n, m, d: n.OnReceiveNGetRequest(
-        m.context_id, _mid(m.command), *_target(m.command), _tags(m.command)
-    ),
-    DicomCommandType.NGet | _R: lambda n, m, d: n.OnReceiveNGetResponse(
-        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command), d
-    ),
-    DicomCommandType.NSet: lambda n, m, d: n.OnReceiveNSetRequest(
-        m.context_id, _mid(m.command), *_target(m.command), d
-    ),
-    DicomCommandType.NSet | _R: lambda n, m, d: n.OnReceiveNSetResponse(
-        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command), d
-    ),
-    DicomCommandType.NAction: lambda n, m, d: n.OnReceiveNActionRequest(
-        m.context_id, _mid(m.command), *_target(m.command), _number(m.command, "ActionTypeID"), d
-    ),
-    DicomCommandType.NAction | _R: lambda n, m, d: n.OnReceiveNActionResponse(
-        m.context_id,
-        _rid(m.command),
-        *_target(m.command),
-        _status_of(m.command),
-        _number(m.command, "ActionTypeID"),
-        d,
-    ),
-    DicomCommandType.NCreate: lambda n, m, d: n.OnReceiveNCreateRequest(
-        m.context_id, _mid(m.command), *_target(m.command), d
-    ),
-    DicomCommandType.NCreate | _R: lambda n, m, d: n.OnReceiveNCreateResponse(
-        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command), d
-    ),
-    DicomCommandType.NDelete: lambda n, m, d: n.OnReceiveNDeleteRequest(
-        m.context_id, _mid(m.command), *_target(m.command)
-    ),
-    DicomCommandType.NDelete | _R: lambda n, m, d: n.OnReceiveNDeleteResponse(
-        m.context_id, _rid(m.command), *_target(m.command), _status_of(m.command)
-    ),
-}
-
-
-# The callback that handles each request; a request none of them handles is refused.
-REQUEST_CALLBACKS: dict[int, str] = {
-    DicomCommandType.CEcho: "OnReceiveCEchoRequest",
-    DicomCommandType.CStore: "OnReceiveCStoreRequest",
-    DicomCommandType.CFind: "OnReceiveCFindRequest",
-    DicomCommandType.CGet: "OnReceiveCGetRequest",
-    DicomCommandType.CMove: "OnReceiveCMoveRequest",
-    DicomCommandType.NReport: "OnReceiveNReportRequest",
-    DicomCommandType.NGet: "OnReceiveNGetRequest",
-    DicomCommandType.NSet: "OnReceiveNSetRequest",
-    DicomCommandType.NAction: "OnReceiveNActionRequest",
-    DicomCommandType.NCreate: "OnReceiveNCreateRequest",
-    DicomCommandType.NDelete: "OnReceiveNDeleteRequest",
-}
-
-
-def dispatch(net: DimseServices, message: Message, data_set: Dataset | None) -> bool:
-    """Call the typed callback of ``message``; False when its command field is unknown
-    (the caller then raises ``OnReceiveUnknown``)."""
-    handler = _HANDLERS.get(message.command_field)
-    if handler is None:
-        return False
-    handler(net, message, data_set)
-    return True
+        self._callback("OnReceiveNDeleteResponse", locals())

@@ -9,57 +9,42 @@ subclass and override, or subscribe::
     @signals.OnReceiveCEchoRequest.connect
     def echo(net, presentation_id, message_id, affected_class): ...
 
-A subclass that overrides a callback and calls ``super()`` keeps its signal working.
+Subscribe with ``sender=net`` to hear one ``DicomNet`` only; what a subscription switches
+on (raw PDUs for ``OnReceive``, the automatic refusal of requests nobody handles) is
+decided per sender, when the event happens. A subclass that overrides a callback and calls
+``super()`` keeps its signal working.
+
+The signal names come from the callbacks themselves: the transport and association ones
+listed here, and one per DIMSE message from its description (``dicomnet.dimse.messages``).
 """
 
 from __future__ import annotations
 
-from blinker import Namespace, Signal
+from blinker import ANY, Namespace, Signal
+
+from .dimse.messages import MESSAGES
 
 namespace = Namespace()
 
-CALLBACK_NAMES = (
-    # transport
+_LINK_CALLBACKS = (
     "OnAccept",
     "OnConnect",
     "OnClose",
     "OnReceive",
     "OnSend",
     "OnSecureLinkReady",
-    # association
     "OnReceiveAssociateRequest",
     "OnReceiveAssociateAccept",
     "OnReceiveAssociateReject",
     "OnReceiveReleaseRequest",
     "OnReceiveReleaseResponse",
     "OnReceiveAbort",
-    # DIMSE
     "OnReceiveData",
     "OnReceiveUnknown",
-    "OnReceiveCEchoRequest",
-    "OnReceiveCEchoResponse",
-    "OnReceiveCStoreRequest",
-    "OnReceiveCStoreResponse",
-    "OnReceiveCFindRequest",
-    "OnReceiveCFindResponse",
-    "OnReceiveCGetRequest",
-    "OnReceiveCGetResponse",
-    "OnReceiveCMoveRequest",
-    "OnReceiveCMoveResponse",
-    "OnReceiveCCancelRequest",
-    "OnReceiveNReportRequest",
-    "OnReceiveNReportResponse",
-    "OnReceiveNGetRequest",
-    "OnReceiveNGetResponse",
-    "OnReceiveNSetRequest",
-    "OnReceiveNSetResponse",
-    "OnReceiveNActionRequest",
-    "OnReceiveNActionResponse",
-    "OnReceiveNCreateRequest",
-    "OnReceiveNCreateResponse",
-    "OnReceiveNDeleteRequest",
-    "OnReceiveNDeleteResponse",
 )
+
+CALLBACK_NAMES: tuple[str, ...] = (*_LINK_CALLBACKS, *(s.callback for s in MESSAGES.values()))
+"""Every ``DicomNet`` callback, hence every signal."""
 
 
 def signal_for(callback_name: str) -> Signal:
@@ -69,40 +54,16 @@ def signal_for(callback_name: str) -> Signal:
     return namespace.signal(callback_name)
 
 
-OnAccept = signal_for("OnAccept")
-OnConnect = signal_for("OnConnect")
-OnClose = signal_for("OnClose")
-OnReceive = signal_for("OnReceive")
-OnSend = signal_for("OnSend")
-OnSecureLinkReady = signal_for("OnSecureLinkReady")
-OnReceiveAssociateRequest = signal_for("OnReceiveAssociateRequest")
-OnReceiveAssociateAccept = signal_for("OnReceiveAssociateAccept")
-OnReceiveAssociateReject = signal_for("OnReceiveAssociateReject")
-OnReceiveReleaseRequest = signal_for("OnReceiveReleaseRequest")
-OnReceiveReleaseResponse = signal_for("OnReceiveReleaseResponse")
-OnReceiveAbort = signal_for("OnReceiveAbort")
-OnReceiveData = signal_for("OnReceiveData")
-OnReceiveUnknown = signal_for("OnReceiveUnknown")
-OnReceiveCEchoRequest = signal_for("OnReceiveCEchoRequest")
-OnReceiveCEchoResponse = signal_for("OnReceiveCEchoResponse")
-OnReceiveCStoreRequest = signal_for("OnReceiveCStoreRequest")
-OnReceiveCStoreResponse = signal_for("OnReceiveCStoreResponse")
-OnReceiveCFindRequest = signal_for("OnReceiveCFindRequest")
-OnReceiveCFindResponse = signal_for("OnReceiveCFindResponse")
-OnReceiveCGetRequest = signal_for("OnReceiveCGetRequest")
-OnReceiveCGetResponse = signal_for("OnReceiveCGetResponse")
-OnReceiveCMoveRequest = signal_for("OnReceiveCMoveRequest")
-OnReceiveCMoveResponse = signal_for("OnReceiveCMoveResponse")
-OnReceiveCCancelRequest = signal_for("OnReceiveCCancelRequest")
-OnReceiveNReportRequest = signal_for("OnReceiveNReportRequest")
-OnReceiveNReportResponse = signal_for("OnReceiveNReportResponse")
-OnReceiveNGetRequest = signal_for("OnReceiveNGetRequest")
-OnReceiveNGetResponse = signal_for("OnReceiveNGetResponse")
-OnReceiveNSetRequest = signal_for("OnReceiveNSetRequest")
-OnReceiveNSetResponse = signal_for("OnReceiveNSetResponse")
-OnReceiveNActionRequest = signal_for("OnReceiveNActionRequest")
-OnReceiveNActionResponse = signal_for("OnReceiveNActionResponse")
-OnReceiveNCreateRequest = signal_for("OnReceiveNCreateRequest")
-OnReceiveNCreateResponse = signal_for("OnReceiveNCreateResponse")
-OnReceiveNDeleteRequest = signal_for("OnReceiveNDeleteRequest")
-OnReceiveNDeleteResponse = signal_for("OnReceiveNDeleteResponse")
+def has_receivers(callback_name: str, sender: object) -> bool:
+    """True when the signal has a receiver for ``sender`` (or for every sender)."""
+    receivers = signal_for(callback_name).receivers
+    if not receivers:
+        return False
+    return bool(signal_for(callback_name).receivers_for(sender)) if sender is not ANY else True
+
+
+def __getattr__(name: str) -> Signal:
+    """``signals.OnReceiveCEchoRequest`` and ``from dicomnet.signals import OnAccept``."""
+    if name in CALLBACK_NAMES:
+        return namespace.signal(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -40,7 +40,6 @@ from dicomnet import (
     build_accept,
 )
 from dicomnet.dimse.commands import decode_command_set, encode_command_set
-from dicomnet.dimse.datasets import decode_dataset
 from dicomnet.pdu import (
     CONTROL_COMMAND,
     CONTROL_LAST,
@@ -251,8 +250,8 @@ def test_sixteen_outstanding_requests_answered_in_reverse_are_matched_by_message
         response = scu.wait_response(message_id, WAIT)
         assert response.status == SUCCESS
         assert response.affected_sop_instance_uid == instance_for(message_id)
-        assert isinstance(response.data, bytes)
-        reply = decode_dataset(response.data, IMPLICIT_VR_LE)
+        reply = response.dataset
+        assert reply is not None
         assert reply.PatientID == f"answer-to-{message_id}"
     order = [scu.response_order.get(timeout=WAIT) for _ in message_ids]
     assert order == list(reversed(message_ids))

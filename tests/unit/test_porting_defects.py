@@ -187,9 +187,6 @@ def test_a_message_only_exception_from_demo_code_is_a_dicom_exception() -> None:
     assert raised.value.Message == "Invalid Abstract Syntax"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="DicomNet reads the reject reason without its source (PS3.8 9.3.4)"
-)
 def test_a_reject_reason_reaches_the_requestor_under_its_own_name(
     nets: list[DicomNet],
 ) -> None:
