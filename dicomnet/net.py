@@ -55,7 +55,7 @@ from .enums import (
     describe_reject,
 )
 from .errors import AssociationRejected, DicomException, DicomExceptionCode
-from .loop import ConnectAttempt, ListenerChannel, StreamChannel
+from .loop import ConnectAttempt, EventLoop, ListenerChannel, StreamChannel
 from .outcome import ConnectionOutcome
 from .pdu import AssociateRJ
 from .response import Response
@@ -129,6 +129,7 @@ class DicomNet(DimseServices):
         config = config or NetConfig()
         self.config = dataclasses.replace(config, timeouts=timeouts) if timeouts else config
         self._session: DimseSession | None = None
+        self._loop: EventLoop | None = None  # the loop this connection lives on
         self._lock = threading.Lock()  # the session is driven by the loop and by senders
         self._flush_scheduled = False
         self._channel: StreamChannel | None = None
@@ -559,7 +560,7 @@ class DicomNet(DimseServices):
         """Run a user primitive on the session in the caller's thread (errors reach the
         caller), then have the loop flush the connection."""
         session = self._require_session()
-        now = runtime.get_loop().time()
+        now = self._event_loop().time()
         with self._lock:
             action(session, now)
         self._flush_soon()
@@ -570,7 +571,7 @@ class DicomNet(DimseServices):
             if self._flush_scheduled:
                 return
             self._flush_scheduled = True
-        runtime.get_loop().call_soon(self._flush)
+        self._event_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         """Loop thread: write what the session queued, then hand its events out."""
@@ -579,6 +580,9 @@ class DicomNet(DimseServices):
         if self._channel is not None:
             self._channel.kick()
         self._drain()
+
+    def _event_loop(self) -> EventLoop:
+        return self._loop or runtime.get_loop()
 
     def _throttle(self, queue: SendQueue) -> None:
         """Backpressure for senders on other threads: block while more than
@@ -602,7 +606,7 @@ class DicomNet(DimseServices):
         return overridden or signals.has_receivers(name, self)
 
     def _attach(self, sock: socket.socket, address: tuple[str, int], is_requestor: bool) -> None:
-        loop = runtime.get_loop()
+        loop = self._loop = runtime.get_loop()
         self._peer = (address[0], address[1]) if not is_requestor else self._peer
         self._host = sock.getsockname()[:2]
         self._session = DimseSession(
@@ -658,7 +662,7 @@ class DicomNet(DimseServices):
         session = self._session
         if session is None:
             return
-        session.data_sent(runtime.get_loop().time())
+        session.data_sent(self._event_loop().time())
         if session.engine.send_queue.backlog <= self.config.send_backlog_low:
             self._outcome.set()  # wake senders held back by _throttle
         if self._wants("OnSend"):
@@ -672,7 +676,7 @@ class DicomNet(DimseServices):
         session = self._session
         if session is None:
             return
-        now = runtime.get_loop().time()
+        now = self._event_loop().time()
         with self._lock:
             session.engine.report_pdus = self._wants("OnReceive")
             batch = session.next_events(now)

@@ -6,7 +6,8 @@ I/O layer feeds it bytes exactly as it would feed the engine (``get_buffer``,
 ``buffer_updated``...), and takes events out of ``next_events``. On top of the engine it
 keeps:
 
-* the association as ``DicomAssociate`` objects (the request, then the accept);
+* the association as ``DicomAssociate`` objects (the request, then the accept), and the
+  request as it went over the wire, which negotiation reads;
 * message IDs and the outstanding operations both ways, with the asynchronous operations
   window (PS3.7 D.3.3.3);
 * the role rules of C-STORE on a C-GET association (PS3.4 C.5.3, PS3.7 D.3.3.4);
@@ -168,8 +169,11 @@ class DimseSession:
             report_pdus=report_pdus,
             name=name,
         )
-        self.request: DicomAssociate | None = None
+        # The request until the accept is sent or received, then the accept.
         self.association: DicomAssociate | None = None
+        # The request as it went over the wire, for negotiation: the application's
+        # object may change (``Reset(False)`` turns it into its accept).
+        self._proposal: DicomAssociate | None = None
         self.operations = OutstandingOperations()
         self._message_id = 0
         self._events: list[SessionEvent] = []
@@ -283,13 +287,13 @@ class DimseSession:
     def send_associate_rq(self, request: DicomAssociate, now: float) -> None:
         pdu = request.to_request_pdu()
         self.engine.send_associate_rq(pdu, now)
-        self.request = self.association = request
+        self.association = request
+        self._proposal = DicomAssociate.from_pdu(pdu)
         self.operations = OutstandingOperations()
 
     def send_associate_ac(self, accept: DicomAssociate, now: float) -> None:
         pdu = accept.to_accept_pdu()
-        request = self.request
-        association = DicomAssociate.from_pdu(pdu, request)
+        association = DicomAssociate.from_pdu(pdu, self._proposal)
         self.engine.send_associate_ac(pdu, now)
         self.association = association
         self.operations = OutstandingOperations(*_window(accept, is_requestor=False))
@@ -363,9 +367,9 @@ class DimseSession:
             )
 
     def _requestor_roles(self, presentation_id: int) -> tuple[bool, bool]:
-        if self.request is None or self.association is None:
+        if self._proposal is None or self.association is None:
             return True, False
-        return negotiated_roles(self.request, self.association, presentation_id)
+        return negotiated_roles(self._proposal, self.association, presentation_id)
 
     # -- after the application saw a request -----------------------------------------
 
@@ -403,15 +407,17 @@ class DimseSession:
 
     def _on_associate_rq(self, event: ev.AssociateRequestReceived, now: float) -> None:
         try:
-            self.request = self.association = DicomAssociate.from_pdu(event.pdu)
+            self._proposal = DicomAssociate.from_pdu(event.pdu)
+            request = DicomAssociate.from_pdu(event.pdu)
         except DicomException as exc:
             self._abort_for(f"unusable A-ASSOCIATE-RQ: {exc.message}", now)
             return
-        self._events.append(AssociationRequested(self.request))
+        self.association = request
+        self._events.append(AssociationRequested(request))
 
     def _on_associate_ac(self, event: ev.AssociateAcceptReceived, now: float) -> None:
         try:
-            self.association = DicomAssociate.from_pdu(event.pdu, self.request)
+            self.association = DicomAssociate.from_pdu(event.pdu, self._proposal)
         except DicomException as exc:
             self._abort_for(f"unusable A-ASSOCIATE-AC: {exc.message}", now)
             return

@@ -20,7 +20,7 @@ listed here, and one per DIMSE message from its description (``dicomnet.dimse.me
 
 from __future__ import annotations
 
-from blinker import ANY, Namespace, Signal
+from blinker import Namespace, Signal
 
 from .dimse.messages import MESSAGES
 
@@ -56,10 +56,10 @@ def signal_for(callback_name: str) -> Signal:
 
 def has_receivers(callback_name: str, sender: object) -> bool:
     """True when the signal has a receiver for ``sender`` (or for every sender)."""
-    receivers = signal_for(callback_name).receivers
-    if not receivers:
+    signal = signal_for(callback_name)
+    if not signal.receivers:  # the common case, decided without a scan
         return False
-    return bool(signal_for(callback_name).receivers_for(sender)) if sender is not ANY else True
+    return any(True for _ in signal.receivers_for(sender))
 
 
 def __getattr__(name: str) -> Signal:

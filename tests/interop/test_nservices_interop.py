@@ -30,11 +30,10 @@ from dicomnet import (
     DicomCommandStatusType,
     DicomExceptionCode,
     DicomNet,
+    Response,
     Timeouts,
     build_accept,
 )
-from dicomnet.dimse.assembly import Message
-from dicomnet.dimse.datasets import decode_dataset
 from dicomnet.uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE
 
 LOOPBACK = "127.0.0.1"
@@ -356,12 +355,10 @@ def commitment_request() -> Dataset:
     return data_set(TransactionUID=generate_uid(), ReferencedSOPSequence=[reference])
 
 
-def reply_data(net: DicomNet, presentation_id: int, response: Message) -> Dataset:
-    association = net.Association
-    assert association is not None and isinstance(response.data, bytes)
-    transfer_syntax = association.accepted_transfer_syntax(presentation_id)
-    assert transfer_syntax is not None
-    return decode_dataset(response.data, transfer_syntax)
+def reply_data(response: Response) -> Dataset:
+    reply = response.dataset
+    assert reply is not None
+    return reply
 
 
 def test_dicomnet_scu_sends_n_action_n_event_report_and_n_delete_to_pynetdicom(
@@ -403,7 +400,7 @@ def test_dicomnet_scu_sends_n_action_n_event_report_and_n_delete_to_pynetdicom(
             response = scu.wait_response(message_id, WAIT)
             assert response.status == Status.Success
             assert response.command["ActionTypeID"] == 1
-            assert reply_data(scu, 1, response).TransactionUID == information.TransactionUID
+            assert reply_data(response).TransactionUID == information.TransactionUID
 
             message_id = scu.next_message_id()
             scu.SendNReportRequest(
@@ -411,7 +408,7 @@ def test_dicomnet_scu_sends_n_action_n_event_report_and_n_delete_to_pynetdicom(
             )
             response = scu.wait_response(message_id, WAIT)
             assert (response.status, response.command["EventTypeID"]) == (Status.Success, 2)
-            assert reply_data(scu, 1, response).EventTypeID == 2
+            assert reply_data(response).EventTypeID == 2
 
             film_session = generate_uid()
             message_id = scu.next_message_id()
