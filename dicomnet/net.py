@@ -60,6 +60,7 @@ from .outcome import ConnectionOutcome
 from .pdu import AssociateRJ
 from .response import Response
 from .security import PlainLayer, SecurityLayer
+from .sendqueue import SendQueue
 from .services import DimseServices
 from .session import (
     AssociationAccepted,
@@ -68,9 +69,7 @@ from .session import (
     DimseSession,
     RequestFailed,
     ResponseTimedOut,
-    SessionEvent,
 )
-from .sendqueue import SendQueue
 from .timeouts import Timeouts
 
 log = logging.getLogger("dicomnet.net")
@@ -508,7 +507,8 @@ class DicomNet(DimseServices):
         )
         if outcome.reject is not None:
             rj = outcome.reject
-            raise AssociationRejected(rj.result, rj.source, rj.reason, describe_reject(rj.result, rj.source, rj.reason))
+            description = describe_reject(rj.result, rj.source, rj.reason)
+            raise AssociationRejected(rj.result, rj.source, rj.reason, description)
         association = self.Association
         if not self.IsAssociated() or association is None:
             raise outcome.aborted_error("association")
@@ -769,7 +769,8 @@ class DicomNet(DimseServices):
         handled = self._wants("OnReceiveData")
         try:
             if handled:
-                self.OnReceiveData(message.context_id, command_to_dataset(message.command), data_set)
+                command_set = command_to_dataset(message.command)
+                self.OnReceiveData(message.context_id, command_set, data_set)
             if spec is None:
                 handled = handled or self._wants("OnReceiveUnknown")
                 command_set = command_to_dataset(message.command)
@@ -784,7 +785,8 @@ class DicomNet(DimseServices):
         except Exception as exc:
             log.exception("%s handler raised", spec.name if spec else "DIMSE")
             if event.expects_response:
-                self._submit(lambda session, now: session.handler_failed(message, exc, now))
+                error = exc
+                self._submit(lambda session, now: session.handler_failed(message, error, now))
         else:
             if not handled and event.expects_response:
                 self._submit(lambda session, now: session.refuse_unhandled(message, now))

@@ -515,8 +515,9 @@ class DimseSession:
             "refusing %s %s: %s", command_title(message.command_field), message.message_id, reason
         )
         _discard(message)
-        if message.command_field & RESPONSE_BIT or message.command_field == DicomCommandType.CCancel:
-            return
+        spec = MESSAGES.get(message.command_field)
+        if message.command_field & RESPONSE_BIT or (spec and not spec.expects_response):
+            return  # responses and C-CANCEL are never answered
         response: dict[str, object] = {
             "CommandField": message.command_field | RESPONSE_BIT,
             "MessageIDBeingRespondedTo": message.message_id or 0,
@@ -537,9 +538,7 @@ class DimseSession:
 
     def _abort_for(self, reason: str, now: float) -> None:
         log.warning("%s: aborting the association: %s", self.engine.name, reason)
-        self._events.append(
-            ev.ProviderAborted(DicomAbortReasonType.InvalidParameterValue, reason)
-        )
+        self._events.append(ev.ProviderAborted(DicomAbortReasonType.InvalidParameterValue, reason))
         self.engine.send_abort(
             DicomAbortSourceType.Provider, DicomAbortReasonType.InvalidParameterValue, now
         )
