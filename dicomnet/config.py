@@ -20,8 +20,13 @@ class NetConfig:
     hard_pdu_limit: the largest P-DATA-TF PDU received even where "no limit" (0) was
         advertised, so a lying peer cannot make us allocate without bound.
     max_non_pdata_length: the largest other PDU (A-ASSOCIATE-RQ/AC...) accepted.
-    receive_buffer: initial size of a connection's receive buffer; it grows only with
-        the bytes that really arrive.
+    receive_buffer: initial size of a connection's receive buffer. It grows only with
+        the bytes that really arrive: to hold a PDU larger than the buffer (at most
+        doubling what has arrived of it, never sized from a PDU header alone), and, up
+        to ``max_receive_buffer``, when reads keep filling it.
+    max_receive_buffer: how far a busy connection's receive buffer grows so one read
+        takes many PDUs (a single PDU larger than this still fits, within the PDU
+        limits).
     read_budget: bytes read from one connection per readiness event before other
         connections get a turn.
     send_backlog_high / send_backlog_low: a thread calling ``Send*`` waits while more
@@ -36,6 +41,7 @@ class NetConfig:
     hard_pdu_limit: int = 64 << 20
     max_non_pdata_length: int = 1 << 20
     receive_buffer: int = 64 << 10
+    max_receive_buffer: int = 256 << 10
     read_budget: int = 8 << 20
     send_backlog_high: int = 64
     send_backlog_low: int = 16
@@ -48,3 +54,5 @@ class NetConfig:
         for name in ("hard_pdu_limit", "max_non_pdata_length", "receive_buffer", "read_budget"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.max_receive_buffer < self.receive_buffer:
+            raise ValueError("max_receive_buffer must be at least receive_buffer")

@@ -3,31 +3,41 @@
 Sans-I/O (the h11 / aioquic shape): it never touches a socket or reads a clock. The I/O
 layer calls ``get_buffer``/``buffer_updated`` with received bytes, ``handle_timer`` when
 ``get_timer`` says so, and the ``send_*`` primitives on behalf of the user; it writes what
-``send_queue`` holds and closes the transport when ``close_requested`` turns true. What
-happened comes out of ``next_events``.
+``send_queue`` holds (telling ``stream_failed`` when a queued message cannot be produced)
+and closes the transport when ``close_requested`` turns true. What happened comes out of
+``next_events``.
 
-Inside, the PS3.8 9.2 state machine (``fsm``) decides every transition; this module frames
-the byte stream into PDUs (PS3.8 9.3), runs the actions' effects (send a PDU, start ARTIM,
-indicate to the user, close), keeps the negotiated presentation contexts and maximum PDU
-lengths, and turns P-DATA-TF PDVs into DIMSE messages (PS3.7, PS3.8 annex E).
+Inside, the PS3.8 9.2 state machine (``fsm``) decides every transition and
+``_EFFECTS`` maps each effect of a transition to one small method: send a PDU, start
+ARTIM, indicate to the user, close. The PDU a user primitive sends travels with its
+transition into those methods. This module also frames the byte stream into PDUs
+(PS3.8 9.3), keeps the negotiated presentation contexts and maximum PDU lengths, and turns
+P-DATA-TF PDVs into DIMSE messages (PS3.7, PS3.8 annex E). Its limits come from one
+``NetConfig``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 
 from . import events as ev
+from .config import NetConfig
 from .dimse.assembly import MessageAssembler, SinkFactory
 from .dimse.commands import describe_command, encode_command_set
 from .dimse.fragment import DataSource, iter_message_pdus
-from .enums import DicomAbortReasonType, DicomAbortSourceType, DicomPduType
+from .enums import (
+    DicomAbortReasonType,
+    DicomAbortSourceType,
+    DicomAssociateRejectResultType,
+    DicomAssociateRejectSourceType,
+    DicomPduType,
+)
 from .errors import DicomException, DicomExceptionCode, DIMSEError, PDUError
 from .fsm import Effect, Event, InvalidTransition, State, StateMachine, Transition
 from .pdu import (
-    MAX_SANE_NON_PDATA_LENGTH,
     PDU,
     PDU_HEADER,
     Abort,
@@ -41,15 +51,10 @@ from .pdu import (
     encode_pdu,
     iter_pdvs,
 )
-from .sendqueue import SendQueue
+from .sendqueue import SendQueue, StreamError
 from .timeouts import Timeouts
 
 log = logging.getLogger("dicomnet.connection")
-
-# Receiving side: PDUs larger than this are refused even when we advertised "no limit" (0),
-# so a lying peer cannot make us allocate without bound.
-HARD_PDU_LIMIT = 64 << 20
-_MIN_FREE_RECEIVE_SPACE = 64 << 10
 
 _PDU_EVENTS = {
     DicomPduType.AssociateRequest: Event.Evt6,
@@ -65,6 +70,10 @@ _PDU_EVENTS = {
 ASSOCIATED_STATES = frozenset(
     {State.Sta6, State.Sta7, State.Sta8, State.Sta9, State.Sta10, State.Sta11, State.Sta12}
 )
+# A requestor waiting for A-ASSOCIATE-AC/RJ (Sta5) or A-RELEASE-RP (Sta7): the ACSE timer.
+_ACSE_WAIT_STATES = frozenset({State.Sta5, State.Sta7})
+
+_REJECT_PROTOCOL_VERSION = 2  # A-ASSOCIATE-RJ reason 2 of the ACSE provider (PS3.8 9.3.4)
 
 
 @dataclass(frozen=True)
@@ -76,20 +85,49 @@ class AcceptedContext:
     transfer_syntax: str
 
 
+@dataclass(frozen=True)
+class _OutgoingMessage:
+    """Names a queued DIMSE message, so a failure to produce its PDUs can say which."""
+
+    context_id: int
+    message_id: int | None
+    command_field: int
+
+
+@dataclass(frozen=True)
+class _PDataRequest:
+    """What a P-DATA request primitive (Evt9) sends: one message's PDUs, made lazily."""
+
+    message: _OutgoingMessage
+    pdus: Iterator[list[bytes | memoryview]]
+
+
+# What a user primitive sends, handed with its transition to the SEND_* effect.
+_Outgoing = AssociateRQ | AssociateAC | AssociateRJ | Abort | _PDataRequest | None
+
+
 class Connection:
-    """One association's protocol state; see the module docstring for the contract."""
+    """One association's protocol state; see the module docstring for the contract.
+
+    ``config`` gives the limits and ``config.timeouts`` the timers. ``timeouts`` is the
+    older way to give only the timers and overrides ``config.timeouts`` when both are given.
+    """
 
     def __init__(
         self,
         *,
         is_requestor: bool,
+        config: NetConfig | None = None,
         timeouts: Timeouts | None = None,
         sink_factory: SinkFactory | None = None,
         report_pdus: bool = False,
         name: str = "",
     ) -> None:
+        config = config or NetConfig()
+        if timeouts is not None:
+            config = replace(config, timeouts=timeouts)
+        self.config = config
         self.fsm = StateMachine(is_requestor)
-        self.timeouts = timeouts or Timeouts()
         self.report_pdus = report_pdus
         self.name = name or ("requestor" if is_requestor else "acceptor")
         self.send_queue = SendQueue()
@@ -102,21 +140,31 @@ class Connection:
 
         self._events: deque[ev.Event] = deque()
         self._assembler = MessageAssembler(sink_factory)
-        self._rbuf = bytearray(256 << 10)
+        # Read on every PDU or read: kept as plain attributes.
+        self._timeouts = config.timeouts
+        self._hard_pdu_limit = config.hard_pdu_limit
+        self._max_non_pdata_length = config.max_non_pdata_length
+        self._rbuf = bytearray(config.receive_buffer)
         self._rstart = 0
         self._rend = 0
+        self._min_free = max(PDU_HEADER.size, config.receive_buffer // 4)
+        self._max_busy_buffer = config.max_receive_buffer
+        self._filled = False  # the last read filled the whole buffer
         self._discard_input = False
         self._closed = False
         self._artim_deadline: float | None = None
         self._acse_deadline: float | None = None
         self._idle_deadline: float | None = None
-        self._outgoing: dict[str, object] = {}  # what the next SEND_* effect sends
-        self._abort_reason = 0
+        self._abort_reason = 0  # reason of the provider A-ABORT to send (AA-8)
         self._end_description = ""
         self._timed_out = False  # the association ended because a timeout fired
         self._release_response_held = False
 
     # -- state -----------------------------------------------------------------------
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return self._timeouts
 
     @property
     def state(self) -> State:
@@ -170,23 +218,38 @@ class Connection:
     # -- receiving -------------------------------------------------------------------
 
     def get_buffer(self) -> memoryview:
-        """Writable space for the next ``recv_into`` (at least 64 KiB)."""
-        if self._discard_input:  # refused input: never size the buffer from its header
+        """Writable space for the next ``recv_into``.
+
+        The buffer starts at ``config.receive_buffer`` bytes and grows only with what
+        arrives: for a PDU larger than it, by at most the bytes already received of that
+        PDU (so a header alone buys no memory), and up to ``config.max_receive_buffer``
+        while reads keep filling it.
+        """
+        if self._discard_input:  # refused input: its bytes are never kept
             self._rstart = self._rend = 0
-        needed = _MIN_FREE_RECEIVE_SPACE
+        rbuf = self._rbuf
         pending = self._rend - self._rstart
+        needed = self._min_free
         if pending >= PDU_HEADER.size:
-            pdu_type, length = PDU_HEADER.unpack_from(self._rbuf, self._rstart)
-            needed = max(needed, PDU_HEADER.size + length - pending)
-        if len(self._rbuf) - self._rend < needed:
-            self._make_room(pending + needed)
+            _, length = PDU_HEADER.unpack_from(rbuf, self._rstart)
+            needed = max(needed, min(PDU_HEADER.size + length - pending, pending))
+        capacity = pending + needed
+        if self._filled:
+            self._filled = False
+            capacity = max(capacity, min(2 * len(rbuf), self._max_busy_buffer))
+        if capacity > len(rbuf):
+            self._grow(capacity)
+        elif len(rbuf) - self._rend < needed:
+            self._compact()
         return memoryview(self._rbuf)[self._rend :]
 
     def buffer_updated(self, nbytes: int, now: float) -> None:
         """``nbytes`` were written into the buffer from ``get_buffer``; process them."""
         self._rend += nbytes
-        if self._idle_deadline is not None and self.timeouts.idle is not None:
-            self._idle_deadline = now + self.timeouts.idle
+        self._filled = self._rend == len(self._rbuf)
+        idle = self._timeouts.idle
+        if self._idle_deadline is not None and idle is not None:
+            self._idle_deadline = now + idle
         self._process_input(now)
 
     def receive_data(self, data: bytes | memoryview, now: float) -> None:
@@ -200,14 +263,16 @@ class Connection:
             view = view[n:]
             self.buffer_updated(n, now)
 
-    def _make_room(self, capacity: int) -> None:
+    def _grow(self, capacity: int) -> None:
         pending = self._rend - self._rstart
-        if capacity > len(self._rbuf):
-            new = bytearray(max(capacity, 2 * len(self._rbuf)))
-            new[:pending] = self._rbuf[self._rstart : self._rend]
-            self._rbuf = new
-        else:
-            self._rbuf[:pending] = self._rbuf[self._rstart : self._rend]
+        new = bytearray(capacity)
+        new[:pending] = self._rbuf[self._rstart : self._rend]
+        self._rbuf = new
+        self._rstart, self._rend = 0, pending
+
+    def _compact(self) -> None:
+        pending = self._rend - self._rstart
+        self._rbuf[:pending] = self._rbuf[self._rstart : self._rend]
         self._rstart, self._rend = 0, pending
 
     def _process_input(self, now: float) -> None:
@@ -239,13 +304,13 @@ class Connection:
                 f"unrecognized PDU type 0x{pdu_type:02X} (length {length})",
             )
         if pdu_type == DicomPduType.DataTransfer and self.is_associated:
-            limit = self.local_max_pdu or HARD_PDU_LIMIT
+            limit = self.local_max_pdu or self._hard_pdu_limit
             if length > limit:
                 return (
                     DicomAbortReasonType.InvalidParameterValue,
                     f"P-DATA-TF PDU of {length} bytes exceeds the negotiated maximum {limit}",
                 )
-        elif length > MAX_SANE_NON_PDATA_LENGTH:
+        elif length > self._max_non_pdata_length:
             return (
                 DicomAbortReasonType.InvalidParameterValue,
                 f"{DicomPduType(pdu_type).name} PDU claims {length} bytes",
@@ -267,10 +332,15 @@ class Connection:
             log.debug("%s received:\n%s", self.name, describe_pdu(pdu))
         event = _PDU_EVENTS[DicomPduType(pdu_type)]
         acceptable = True
+        outgoing: _Outgoing = None
         if isinstance(pdu, AssociateRQ):
             acceptable = bool(pdu.protocol_version & 1)
             if not acceptable:  # AE-6 rejects: permanent, ACSE provider, protocol version
-                self._outgoing["rj"] = AssociateRJ(1, 2, 2)
+                outgoing = AssociateRJ(
+                    DicomAssociateRejectResultType.Permanent,
+                    DicomAssociateRejectSourceType.Provider1,
+                    _REJECT_PROTOCOL_VERSION,
+                )
         try:
             transition = self.fsm.handle(event, request_acceptable=acceptable)
         except InvalidTransition:
@@ -280,7 +350,7 @@ class Connection:
             self._end_description = (
                 f"peer aborted the association (source {pdu.source}, reason {pdu.reason})"
             )
-        self._apply(transition, now, pdu)
+        self._apply(transition, now, pdu, outgoing)
 
     def _handle_pdata(self, view: memoryview, now: float) -> None:
         # In Sta6, DT-2 indicates the data and changes nothing else: skip the table on
@@ -329,6 +399,35 @@ class Connection:
             return
         self._apply(transition, now)
 
+    # -- sending ---------------------------------------------------------------------
+
+    def stream_failed(self, failure: StreamError, now: float) -> None:
+        """The send queue could not produce the PDUs of a queued message (its data set
+        file was truncated, deleted or became unreadable).
+
+        The message can never be finished and nothing may follow part of it (PS3.8
+        annex E), so ``SendFailed`` says which message failed and the association is
+        aborted: ``ProviderAborted``, then A-ABORT (service provider, reason not
+        specified) after whatever PDU is partly written.
+        """
+        message = failure.label
+        assert isinstance(message, _OutgoingMessage)  # the engine queues only these
+        description = (
+            f"sending message {message.message_id} (command 0x{message.command_field:04X}) "
+            f"on presentation context {message.context_id} failed: {failure}"
+        )
+        log.error("%s: %s", self.name, description)
+        self._events.append(
+            ev.SendFailed(
+                message.context_id, message.message_id, description, message.command_field
+            )
+        )
+        if self._closed or not self.fsm.can_handle(Event.Evt15):
+            return  # already ending: nothing more will be sent
+        self._end_description = description
+        self._events.append(ev.ProviderAborted(DicomAbortReasonType.Unknown, description))
+        self._abort(Abort(DicomAbortSourceType.Provider, DicomAbortReasonType.Unknown), now)
+
     # -- timers ----------------------------------------------------------------------
 
     def get_timer(self) -> float | None:
@@ -341,26 +440,32 @@ class Connection:
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
+        """Run every timer due at ``now``: ARTIM, the ACSE wait, the idle limit."""
         if self._artim_deadline is not None and now >= self._artim_deadline:
-            self._artim_deadline = None
-            waiting_for_request = self.state is State.Sta2
-            if waiting_for_request:
-                self._end_description = (
-                    f"no A-ASSOCIATE-RQ within {self.timeouts.artim} s (ARTIM timer expired)"
-                )
-            self._end_description = self._end_description or "ARTIM timer expired"
-            self._timed_out = self._timed_out or waiting_for_request
-            self._apply(self._transition(Event.Evt18), now)
-            self._finish(self._end_description, timed_out=waiting_for_request)
+            self._artim_expired(now)
         if self._acse_deadline is not None and now >= self._acse_deadline:
             self._acse_deadline = None
             waiting = "A-ASSOCIATE response" if self.state is State.Sta5 else "A-RELEASE-RP"
-            self._local_abort(f"no {waiting} within {self.timeouts.acse} s", now)
+            self._local_abort(f"no {waiting} within {self._timeouts.acse} s", now)
         if self._idle_deadline is not None and now >= self._idle_deadline:
             self._idle_deadline = None
-            self._local_abort(f"nothing received for {self.timeouts.idle} s", now)
+            self._local_abort(f"nothing received for {self._timeouts.idle} s", now)
+
+    def _artim_expired(self, now: float) -> None:
+        """Evt18: no A-ASSOCIATE-RQ came (Sta2), or the peer did not close (Sta13)."""
+        self._artim_deadline = None
+        waiting_for_request = self.state is State.Sta2
+        if waiting_for_request:
+            self._end_description = (
+                f"no A-ASSOCIATE-RQ within {self._timeouts.artim} s (ARTIM timer expired)"
+            )
+        self._end_description = self._end_description or "ARTIM timer expired"
+        self._timed_out = self._timed_out or waiting_for_request
+        self._apply(self._transition(Event.Evt18), now)
+        self._finish(self._end_description, timed_out=waiting_for_request)
 
     def _local_abort(self, description: str, now: float) -> None:
+        """A time limit of this implementation passed: abort (Evt15)."""
         log.warning("%s: %s; aborting", self.name, description)
         self._end_description = description
         self._timed_out = True
@@ -376,21 +481,18 @@ class Connection:
         self._check_requestor_primitive(Event.Evt1, "send an A-ASSOCIATE-RQ")
         self.associate_rq = rq
         self.local_max_pdu = rq.user_information.max_length or 0
-        self._outgoing["rq"] = rq
         self._apply(self._transition(Event.Evt1), now)
-        self._apply(self._transition(Event.Evt2), now)
+        self._apply(self._transition(Event.Evt2), now, outgoing=rq)
 
     def send_associate_ac(self, ac: AssociateAC, now: float) -> None:
-        self._outgoing["ac"] = ac
         transition = self._user_transition(Event.Evt7, "send an A-ASSOCIATE-AC")
         self.associate_ac = ac
         self.local_max_pdu = ac.user_information.max_length or 0
         self._record_contexts(ac)
-        self._apply(transition, now)
+        self._apply(transition, now, outgoing=ac)
 
     def send_associate_rj(self, rj: AssociateRJ, now: float) -> None:
-        self._outgoing["rj"] = rj
-        self._apply(self._user_transition(Event.Evt8, "send an A-ASSOCIATE-RJ"), now)
+        self._apply(self._user_transition(Event.Evt8, "send an A-ASSOCIATE-RJ"), now, outgoing=rj)
 
     def send_message(
         self,
@@ -405,11 +507,9 @@ class Connection:
                 DicomExceptionCode.Parameter,
                 f"presentation context {context_id} was not accepted on this association",
             )
-        command_bytes = encode_command_set(command)
-        self._outgoing["pdata"] = iter_message_pdus(
-            context_id, command_bytes, data, self.peer_max_pdu
-        )
-        self._apply(self._user_transition(Event.Evt9, "send DIMSE messages"), now)
+        pdus = iter_message_pdus(context_id, encode_command_set(command), data, self.peer_max_pdu)
+        request = _PDataRequest(_describe_outgoing(context_id, command), pdus)
+        self._apply(self._user_transition(Event.Evt9, "send DIMSE messages"), now, outgoing=request)
         if log.isEnabledFor(logging.INFO):
             log.info("%s sent %s", self.name, describe_command(dict(command)))
 
@@ -431,14 +531,15 @@ class Connection:
         if self.fsm.state in (State.Sta1, State.Sta2, State.Sta13):
             self.close("aborted by the local user before association")
             return
-        self.send_queue.cancel_pending()
-        self._outgoing["abort"] = Abort(int(source), int(reason))
         self._end_description = self._end_description or "aborted by the local user"
-        self._apply(self._transition(Event.Evt15), now)
-        if self.close_requested:
-            self._finish(self._end_description)
+        self._abort(Abort(int(source), int(reason)), now)
 
-    # -- internals -------------------------------------------------------------------
+    # -- transitions -----------------------------------------------------------------
+
+    def _abort(self, abort: Abort, now: float) -> None:
+        # The A-ABORT cuts in after the PDU on the wire; nothing queued after it is sent.
+        self.send_queue.cancel_pending()
+        self._apply(self._transition(Event.Evt15), now, outgoing=abort)
 
     def _transition(self, event: Event) -> Transition:
         return self.fsm.handle(event)
@@ -473,101 +574,35 @@ class Connection:
             if pc.result == 0 and pc.context_id in abstract
         }
 
-    def _apply(self, transition: Transition, now: float, pdu: PDU | None = None) -> None:
+    def _apply(
+        self,
+        transition: Transition,
+        now: float,
+        received: PDU | None = None,
+        outgoing: _Outgoing = None,
+    ) -> None:
+        """Run a transition's effects in order, then bring the timers and the close in
+        line with the state it reached. ``received`` is the PDU that caused it,
+        ``outgoing`` what the user primitive that caused it sends."""
         for effect in transition.effects:
-            self._run_effect(effect, now, pdu)
-        self._update_acse_timer(now)
-
-    def _run_effect(self, effect: Effect, now: float, pdu: PDU | None) -> None:
-        if effect is Effect.SEND_ASSOCIATE_RQ:
-            self._send_pdu(self._outgoing.pop("rq"))  # type: ignore[arg-type]
-        elif effect is Effect.SEND_ASSOCIATE_AC:
-            self._send_pdu(self._outgoing.pop("ac"))  # type: ignore[arg-type]
-        elif effect is Effect.SEND_ASSOCIATE_RJ:
-            self._send_pdu(self._outgoing.pop("rj"))  # type: ignore[arg-type]
-        elif effect is Effect.SEND_PDATA:
-            self.send_queue.push_stream(
-                DicomPduType.DataTransfer,
-                self._outgoing.pop("pdata"),  # type: ignore[arg-type]
-            )
-        elif effect is Effect.SEND_RELEASE_RQ:
-            self._send_pdu(ReleaseRQ())
-        elif effect is Effect.SEND_RELEASE_RP:
-            self._send_pdu(ReleaseRP())
-        elif effect is Effect.SEND_ABORT_USER:
-            abort = self._outgoing.pop("abort", None)
-            self._send_pdu(abort if isinstance(abort, Abort) else Abort(0, 0))
-        elif effect is Effect.SEND_ABORT_PROVIDER_UNEXPECTED:
-            self._send_pdu(Abort(2, DicomAbortReasonType.Unexpected))
-        elif effect is Effect.SEND_ABORT_PROVIDER:
-            reason = self._abort_reason or (
-                DicomAbortReasonType.Unexpected if pdu is not None else 0
-            )
-            self._send_pdu(Abort(2, reason))
-        elif effect is Effect.INDICATE_ASSOCIATE_REQUEST:
-            assert isinstance(pdu, AssociateRQ)
-            self.associate_rq = pdu
-            self.peer_max_pdu = pdu.user_information.max_length or 0
-            self._events.append(ev.AssociateRequestReceived(pdu))
-        elif effect is Effect.INDICATE_ASSOCIATE_ACCEPT:
-            assert isinstance(pdu, AssociateAC)
-            self.associate_ac = pdu
-            self.peer_max_pdu = pdu.user_information.max_length or 0
-            self._record_contexts(pdu)
-            self._events.append(ev.AssociateAcceptReceived(pdu))
-        elif effect is Effect.INDICATE_ASSOCIATE_REJECT:
-            assert isinstance(pdu, AssociateRJ)
-            self._end_description = (
-                f"association rejected (result {pdu.result}, source {pdu.source}, "
-                f"reason {pdu.reason})"
-            )
-            self._events.append(ev.AssociateRejectReceived(pdu))
-        elif effect is Effect.INDICATE_RELEASE_REQUEST:
-            self._events.append(ev.ReleaseRequested())
-        elif effect is Effect.INDICATE_RELEASE_CONFIRM:
-            self._events.append(ev.ReleaseConfirmed())
-            if self._release_response_held and self.fsm.state is State.Sta12:
-                self._release_response_held = False
-                self._apply(self._transition(Event.Evt14), now)
-        elif effect is Effect.INDICATE_ABORT:
-            assert isinstance(pdu, Abort)
-            self._assembler.discard()
-            self._events.append(ev.AbortReceived(pdu.source, pdu.reason))
-        elif effect is Effect.INDICATE_PROVIDER_ABORT:
-            self._assembler.discard()
-            description = self._end_description or "association aborted by the provider"
-            self._events.append(ev.ProviderAborted(self._abort_reason, description))
-        elif effect is Effect.START_ARTIM:
-            self._artim_deadline = now + self.timeouts.artim
-        elif effect is Effect.STOP_ARTIM:
-            self._artim_deadline = None
-        elif effect is Effect.CLOSE_TRANSPORT:
-            self.close_requested = True
-            self._assembler.discard()
-        # CONNECT_TRANSPORT, ACCEPT_TRANSPORT, INDICATE_PDATA and IGNORE_PDU need no work
-        # here: the transport is already connected/accepted when the engine is created,
-        # and P-DATA is indicated message by message in _handle_pdata.
-
-    def _send_pdu(self, pdu: PDU) -> None:
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s sending:\n%s", self.name, describe_pdu(pdu))
-        data = encode_pdu(pdu)
-        self.send_queue.push(data[0], [data])
-
-    def _update_acse_timer(self, now: float) -> None:
-        state = self.fsm.state
-        waiting = state in (State.Sta5, State.Sta7)
-        if not waiting:
-            self._acse_deadline = None
-        elif self._acse_deadline is None and self.timeouts.acse is not None:
-            self._acse_deadline = now + self.timeouts.acse
-        if state is State.Sta6:
-            if self._idle_deadline is None and self.timeouts.idle is not None:
-                self._idle_deadline = now + self.timeouts.idle
-        else:
-            self._idle_deadline = None
-        if self.close_requested and not self._closed:
+            _EFFECTS[effect](self, now, received, outgoing)
+        self._arm_acse_timer(now)
+        self._arm_idle_timer(now)
+        if self.close_requested:
             self._finish(self._end_description or "association ended")
+
+    def _arm_acse_timer(self, now: float) -> None:
+        if self.fsm.state not in _ACSE_WAIT_STATES:
+            self._acse_deadline = None
+        elif self._acse_deadline is None and self._timeouts.acse is not None:
+            self._acse_deadline = now + self._timeouts.acse
+
+    def _arm_idle_timer(self, now: float) -> None:
+        # Runs while the association is established; each read pushes it back.
+        if self.fsm.state is not State.Sta6:
+            self._idle_deadline = None
+        elif self._idle_deadline is None and self._timeouts.idle is not None:
+            self._idle_deadline = now + self._timeouts.idle
 
     def _finish(self, description: str, timed_out: bool = False) -> None:
         if self._closed:
@@ -578,3 +613,158 @@ class Connection:
         self._artim_deadline = self._acse_deadline = self._idle_deadline = None
         self._assembler.discard()
         self._events.append(ev.TransportClosed(description, timed_out))
+
+    # -- effects (one method per fsm.Effect, called through _EFFECTS) ----------------
+
+    def _send_pdu(self, pdu: PDU) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s sending:\n%s", self.name, describe_pdu(pdu))
+        data = encode_pdu(pdu)
+        self.send_queue.push(data[0], [data])
+
+    def _send_associate_rq(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
+        assert isinstance(outgoing, AssociateRQ)
+        self._send_pdu(outgoing)
+
+    def _send_associate_ac(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
+        assert isinstance(outgoing, AssociateAC)
+        self._send_pdu(outgoing)
+
+    def _send_associate_rj(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
+        assert isinstance(outgoing, AssociateRJ)
+        self._send_pdu(outgoing)
+
+    def _send_pdata(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
+        assert isinstance(outgoing, _PDataRequest)
+        self.send_queue.push_stream(DicomPduType.DataTransfer, outgoing.pdus, outgoing.message)
+
+    def _send_release_rq(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
+        self._send_pdu(ReleaseRQ())
+
+    def _send_release_rp(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
+        self._send_pdu(ReleaseRP())
+
+    def _send_user_abort(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
+        # AA-1: the A-ABORT the local user (or this engine, on its behalf) asked for;
+        # answering an unexpected PDU in Sta2 it is source 0, reason 0.
+        self._send_pdu(outgoing if isinstance(outgoing, Abort) else Abort())
+
+    def _send_unexpected_pdu_abort(
+        self, now: float, received: PDU | None, outgoing: _Outgoing
+    ) -> None:
+        self._send_pdu(Abort(DicomAbortSourceType.Provider, DicomAbortReasonType.Unexpected))
+
+    def _send_provider_abort(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
+        reason = self._abort_reason or (
+            DicomAbortReasonType.Unexpected if received is not None else 0
+        )
+        self._send_pdu(Abort(DicomAbortSourceType.Provider, reason))
+
+    def _indicate_associate_request(
+        self, now: float, received: PDU | None, outgoing: _Outgoing
+    ) -> None:
+        assert isinstance(received, AssociateRQ)
+        self.associate_rq = received
+        self.peer_max_pdu = received.user_information.max_length or 0
+        self._events.append(ev.AssociateRequestReceived(received))
+
+    def _indicate_associate_accept(
+        self, now: float, received: PDU | None, outgoing: _Outgoing
+    ) -> None:
+        assert isinstance(received, AssociateAC)
+        self.associate_ac = received
+        self.peer_max_pdu = received.user_information.max_length or 0
+        self._record_contexts(received)
+        self._events.append(ev.AssociateAcceptReceived(received))
+
+    def _indicate_associate_reject(
+        self, now: float, received: PDU | None, outgoing: _Outgoing
+    ) -> None:
+        assert isinstance(received, AssociateRJ)
+        self._end_description = (
+            f"association rejected (result {received.result}, source {received.source}, "
+            f"reason {received.reason})"
+        )
+        self._events.append(ev.AssociateRejectReceived(received))
+
+    def _indicate_release_request(
+        self, now: float, received: PDU | None, outgoing: _Outgoing
+    ) -> None:
+        self._events.append(ev.ReleaseRequested())
+
+    def _indicate_release_confirm(
+        self, now: float, received: PDU | None, outgoing: _Outgoing
+    ) -> None:
+        self._events.append(ev.ReleaseConfirmed())
+        if self._release_response_held and self.fsm.state is State.Sta12:
+            # the response given early in the collision (Sta10) may go out now
+            self._release_response_held = False
+            self._apply(self._transition(Event.Evt14), now)
+
+    def _indicate_abort(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
+        assert isinstance(received, Abort)
+        self._assembler.discard()
+        self._events.append(ev.AbortReceived(received.source, received.reason))
+
+    def _indicate_provider_abort(
+        self, now: float, received: PDU | None, outgoing: _Outgoing
+    ) -> None:
+        self._assembler.discard()
+        description = self._end_description or "association aborted by the provider"
+        self._events.append(ev.ProviderAborted(self._abort_reason, description))
+
+    def _start_artim(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
+        self._artim_deadline = now + self._timeouts.artim
+
+    def _stop_artim(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
+        self._artim_deadline = None
+
+    def _close_transport(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
+        # Nothing more goes out once the transport is to close: drop what waits.
+        self.send_queue.cancel_pending()
+        self.close_requested = True
+        self._assembler.discard()
+
+    def _no_effect(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
+        """The transport is already connected/accepted when the engine is created, P-DATA
+        is indicated message by message in ``_handle_pdata``, an ignored PDU is ignored."""
+
+
+def _describe_outgoing(context_id: int, command: Mapping[str, object]) -> _OutgoingMessage:
+    """Which message this is, for a ``SendFailed`` event."""
+    message_id = command.get("MessageID", command.get("MessageIDBeingRespondedTo"))
+    field = command.get("CommandField")
+    return _OutgoingMessage(
+        context_id,
+        message_id if isinstance(message_id, int) else None,
+        field if isinstance(field, int) else 0,
+    )
+
+
+_EffectMethod = Callable[[Connection, float, PDU | None, _Outgoing], None]
+
+_EFFECTS: Mapping[Effect, _EffectMethod] = {
+    Effect.CONNECT_TRANSPORT: Connection._no_effect,
+    Effect.ACCEPT_TRANSPORT: Connection._no_effect,
+    Effect.SEND_ASSOCIATE_RQ: Connection._send_associate_rq,
+    Effect.SEND_ASSOCIATE_AC: Connection._send_associate_ac,
+    Effect.SEND_ASSOCIATE_RJ: Connection._send_associate_rj,
+    Effect.SEND_PDATA: Connection._send_pdata,
+    Effect.SEND_RELEASE_RQ: Connection._send_release_rq,
+    Effect.SEND_RELEASE_RP: Connection._send_release_rp,
+    Effect.SEND_ABORT_USER: Connection._send_user_abort,
+    Effect.SEND_ABORT_PROVIDER_UNEXPECTED: Connection._send_unexpected_pdu_abort,
+    Effect.SEND_ABORT_PROVIDER: Connection._send_provider_abort,
+    Effect.INDICATE_ASSOCIATE_REQUEST: Connection._indicate_associate_request,
+    Effect.INDICATE_ASSOCIATE_ACCEPT: Connection._indicate_associate_accept,
+    Effect.INDICATE_ASSOCIATE_REJECT: Connection._indicate_associate_reject,
+    Effect.INDICATE_PDATA: Connection._no_effect,
+    Effect.INDICATE_RELEASE_REQUEST: Connection._indicate_release_request,
+    Effect.INDICATE_RELEASE_CONFIRM: Connection._indicate_release_confirm,
+    Effect.INDICATE_ABORT: Connection._indicate_abort,
+    Effect.INDICATE_PROVIDER_ABORT: Connection._indicate_provider_abort,
+    Effect.START_ARTIM: Connection._start_artim,
+    Effect.STOP_ARTIM: Connection._stop_artim,
+    Effect.CLOSE_TRANSPORT: Connection._close_transport,
+    Effect.IGNORE_PDU: Connection._no_effect,
+}

@@ -59,6 +59,23 @@ class AbortReceived:
 
 
 @dataclass(frozen=True)
+class SendFailed:
+    """A queued DIMSE message could not be produced while it was being sent (its data
+    set file was truncated, deleted or unreadable).
+
+    The message never reached the peer whole, so the engine aborts the association
+    (PS3.8 annex E leaves no way to finish it): ``ProviderAborted`` follows. ``message_id``
+    is the MessageID of a request, or the MessageIDBeingRespondedTo of a response (None
+    if the command carries neither); ``command_field`` tells which kind it was.
+    """
+
+    context_id: int
+    message_id: int | None
+    description: str
+    command_field: int
+
+
+@dataclass(frozen=True)
 class ProviderAborted:
     """This side ended the association because of a protocol error, timeout or lost link.
 
@@ -88,6 +105,7 @@ Event = (
     | ReleaseRequested
     | ReleaseConfirmed
     | AbortReceived
+    | SendFailed
     | ProviderAborted
     | TransportClosed
 )

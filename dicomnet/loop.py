@@ -2,14 +2,17 @@
 
 Event driven, no polling and no sleeps. One loop serves every connection of the process
 (``DicomNet.Startup`` runs it on a thread) or is pumped by the application itself
-(``run_once``). Two channel types live here:
+(``run_once``). The loop owns every socket; the channels here are its only users:
 
 * ``StreamChannel`` moves bytes between a socket (through its ``SecurityLayer``) and one
-  protocol engine (``connection.Connection``): ``recv_into`` straight into the engine's
-  buffer, scatter-gather writes of whole queued PDUs, the engine's timer armed on the loop.
-* ``ListenerChannel`` accepts connections on a listening socket.
+  protocol engine (anything shaped like ``ProtocolEngine``): ``recv_into`` straight into
+  the engine's buffer, scatter-gather writes of whole queued PDUs, the engine's timer
+  armed on the loop.
+* ``ListenerChannel`` accepts connections on a listening socket (``open_listener``).
+* ``ConnectAttempt`` connects without blocking, address after address
+  (``resolve`` then ``open_connection``).
 
-Nothing here knows DICOM beyond the engine's small interface.
+Nothing here knows DICOM beyond the small ``ProtocolEngine`` interface.
 """
 
 from __future__ import annotations
@@ -18,21 +21,64 @@ import errno
 import heapq
 import itertools
 import logging
+import os
 import selectors
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
 
-from .connection import Connection
+from .config import NetConfig
 from .security.base import SecurityLayer
+from .sendqueue import SendQueue, StreamError
 
 log = logging.getLogger("dicomnet.loop")
 
-_READ_BUDGET = 8 << 20  # bytes read per readiness event before giving others a turn
-_WRITE_PEEK = 1 << 20  # bytes offered to one sendmsg
+# Bytes offered to one sendmsg: a mechanism bound (the kernel takes what fits), not policy.
+_WRITE_PEEK = 1 << 20
+# Connections accepted per readiness event, so a connection storm cannot starve the loop.
+_ACCEPT_BATCH = 64
+
+AcceptCallback = Callable[[socket.socket, tuple[str, int]], None]
+ConnectCallback = Callable[[socket.socket | None, OSError | None], None]
+
+
+class ProtocolEngine(Protocol):
+    """What a ``StreamChannel`` needs from the protocol it carries.
+
+    ``connection.Connection`` is the DICOM one. Times are the loop's monotonic clock.
+    """
+
+    @property
+    def close_requested(self) -> bool:
+        """True once the engine wants the transport closed (after a last flush)."""
+
+    @property
+    def send_queue(self) -> SendQueue:
+        """What to write: the channel peeks, writes and consumes."""
+
+    def connection_made(self, now: float) -> None:
+        """The transport (and its security layer) is up."""
+
+    def connection_lost(self, now: float, description: str) -> None:
+        """The transport closed or failed."""
+
+    def get_buffer(self) -> memoryview:
+        """Writable space for the next read."""
+
+    def buffer_updated(self, nbytes: int, now: float) -> None:
+        """``nbytes`` were read into the buffer from ``get_buffer``."""
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` must be called next, if ever."""
+
+    def handle_timer(self, now: float) -> None:
+        """A deadline from ``get_timer`` has come."""
+
+    def stream_failed(self, failure: StreamError, now: float) -> None:
+        """The send queue could not produce a queued stream (``peek`` raised)."""
 
 
 class TimerHandle:
@@ -72,10 +118,6 @@ class EventLoop:
 
     def in_loop_thread(self) -> bool:
         return self._thread_id == threading.get_ident()
-
-    @property
-    def is_running(self) -> bool:
-        return self._thread_id is not None
 
     # -- scheduling --------------------------------------------------------------
 
@@ -190,17 +232,23 @@ def configure_stream_socket(sock: socket.socket) -> None:
 
 
 class StreamChannel:
-    """Moves bytes between one socket and one protocol engine."""
+    """Moves bytes between one socket and one protocol engine.
+
+    ``read_budget`` bounds the bytes read per readiness event before other connections
+    get a turn (``NetConfig.read_budget``).
+    """
 
     def __init__(
         self,
         loop: EventLoop,
         sock: socket.socket,
         layer: SecurityLayer,
-        engine: Connection,
+        engine: ProtocolEngine,
         on_events: Callable[[], None],
         on_sent: Callable[[list[tuple[int, int]]], None] | None = None,
         on_secure: Callable[[Exception | None], None] | None = None,
+        *,
+        read_budget: int = NetConfig.read_budget,
     ) -> None:
         self.loop = loop
         self.sock = sock
@@ -209,6 +257,7 @@ class StreamChannel:
         self.on_events = on_events
         self.on_sent = on_sent
         self.on_secure = on_secure
+        self.read_budget = read_budget
         self._secured = False
         self._timer: TimerHandle | None = None
         self._interest = 0
@@ -274,7 +323,7 @@ class StreamChannel:
 
     def _read(self) -> None:
         engine = self.engine
-        budget = _READ_BUDGET
+        budget = self.read_budget
         while budget > 0 and not engine.close_requested:
             buffer = engine.get_buffer()
             space = len(buffer)
@@ -299,7 +348,13 @@ class StreamChannel:
     def _write(self) -> None:
         queue = self.engine.send_queue
         while queue:
-            buffers = queue.peek(_WRITE_PEEK)
+            try:
+                buffers = queue.peek(_WRITE_PEEK)
+            except StreamError as failure:
+                # The engine decides how the stream ends (it queues what must follow).
+                self.engine.stream_failed(failure, self.loop.time())
+                self.on_events()
+                continue
             try:
                 n = self.layer.send(buffers)
             except (BlockingIOError, InterruptedError):
@@ -375,23 +430,25 @@ class StreamChannel:
             pass
 
 
-class ListenerChannel:
-    """Accepts connections on a listening socket and hands each to ``on_accept``."""
+# -- listening -------------------------------------------------------------------------
 
-    def __init__(
-        self,
-        loop: EventLoop,
-        sock: socket.socket,
-        on_accept: Callable[[socket.socket, tuple[str, int]], None],
-    ) -> None:
+
+class ListenerChannel:
+    """Accepts connections on a listening socket and hands each to ``on_accept``, with
+    the peer's (host, port); an IPv4 peer of a dual-stack socket is named by its IPv4
+    address."""
+
+    def __init__(self, loop: EventLoop, sock: socket.socket, on_accept: AcceptCallback) -> None:
         self.loop = loop
         self.sock = sock
         self.on_accept = on_accept
+        self.address: tuple[str, int] = _host_port(sock.getsockname())
+        """The bound (host, port): the port the kernel chose when 0 was asked for."""
         sock.setblocking(False)
         loop.register(sock, selectors.EVENT_READ, self._on_ready)
 
     def _on_ready(self, mask: int) -> None:
-        for _ in range(64):  # bounded, so a connection storm cannot starve the loop
+        for _ in range(_ACCEPT_BATCH):
             try:
                 conn, address = self.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -400,15 +457,140 @@ class ListenerChannel:
                 log.warning("accept failed: %s", exc)
                 return
             configure_stream_socket(conn)
-            self.on_accept(conn, address[:2])
+            self.on_accept(conn, _host_port(address))
 
     def close(self) -> None:
         self.loop.unregister(self.sock)
         self.sock.close()
 
 
+def open_listener(
+    loop: EventLoop,
+    host: str | None,
+    port: int,
+    backlog: int,
+    *,
+    ipv4: bool = True,
+    ipv6: bool = False,
+    on_accept: AcceptCallback,
+) -> ListenerChannel:
+    """Listen on ``host``:``port`` and accept through ``on_accept``. Loop thread only.
+
+    ``host`` None, "" or "*" means every local address: of IPv4, of IPv6, or with both
+    flags one dual-stack IPv6 socket that also takes IPv4 peers (falling back to IPv4
+    alone where the system has no IPv6). Otherwise ``host`` is a local address (a name is
+    looked up here, so pass a literal, e.g. from ``resolve``, to keep the loop from
+    waiting on a resolver). Port 0 lets the kernel choose: read it from ``address``.
+    Raises ``OSError`` (address in use, not local, not of an allowed family...).
+    """
+    family = _family(ipv4, ipv6)
+    if host in (None, "", "*"):
+        if ipv6:
+            try:
+                sock = _listening_socket(socket.AF_INET6, ("::", port), backlog, ipv4)
+                return ListenerChannel(loop, sock, on_accept)
+            except OSError as exc:
+                # no IPv6 on this system: IPv4 alone still serves when it is allowed
+                if not ipv4 or exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                    raise
+        sock = _listening_socket(socket.AF_INET, ("0.0.0.0", port), backlog, False)
+        return ListenerChannel(loop, sock, on_accept)
+    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    return ListenerChannel(loop, _listening_socket(family, address, backlog, ipv4), on_accept)
+
+
+def _listening_socket(
+    family: int, address: tuple[Any, ...], backlog: int, dual_stack: bool
+) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # a restarted server must not wait for the old connections' TIME_WAIT
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # explicit, as the system default varies: IPv4 peers only when asked for
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
+        sock.bind(address)
+        sock.listen(max(1, backlog))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+# -- connecting ------------------------------------------------------------------------
+
+
+class Endpoint(NamedTuple):
+    """One address to connect to: its family and the address as ``connect`` takes it."""
+
+    family: int
+    address: tuple[Any, ...]
+
+
+def resolve(host: str, port: int, *, ipv4: bool = True, ipv6: bool = False) -> list[Endpoint]:
+    """The TCP addresses of ``host``:``port`` of the allowed families, best first.
+
+    Blocks while the resolver works (it may ask DNS): call it in the caller's thread,
+    not on the loop. Raises ``OSError`` (``socket.gaierror``) when nothing is found.
+    """
+    endpoints: list[Endpoint] = []
+    for family, _, _, _, address in socket.getaddrinfo(
+        host, port, _family(ipv4, ipv6), socket.SOCK_STREAM
+    ):
+        endpoint = Endpoint(family, address)
+        if endpoint not in endpoints:
+            endpoints.append(endpoint)
+    return endpoints
+
+
+def open_connection(
+    loop: EventLoop,
+    endpoints: Sequence[Endpoint],
+    *,
+    local_host: str | None = None,
+    local_port: int = 0,
+    timeout: float | None,
+    on_done: ConnectCallback,
+) -> ConnectAttempt:
+    """Connect to the first of ``endpoints`` that answers, within ``timeout`` seconds
+    in all; ``on_done(sock, None)`` or ``on_done(None, error)`` reports it on the loop.
+    Loop thread only.
+
+    With ``local_host`` or ``local_port`` the socket is bound there first. An address
+    the local binding cannot serve is skipped; if none can, the first binding error is
+    raised here (``OSError``), as is an empty ``endpoints``.
+    """
+    local = (local_host or "", local_port) if local_host or local_port else None
+    remaining = deque(endpoints)
+    first_error: OSError | None = None
+    while remaining:
+        endpoint = remaining.popleft()
+        try:
+            sock = _client_socket(endpoint.family, local)
+        except OSError as exc:
+            first_error = first_error or exc
+            continue
+        return ConnectAttempt(
+            loop, sock, endpoint.address, timeout, on_done, fallbacks=remaining, local=local
+        )
+    raise first_error or OSError(errno.EDESTADDRREQ, "no address to connect to")
+
+
+def _client_socket(family: int, local: tuple[str, int] | None) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if local is not None:
+            sock.bind(local)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class ConnectAttempt:
-    """A non-blocking TCP connect with a timeout; reports a socket or an error."""
+    """A non-blocking TCP connect with one overall timeout; on a refusal or error it goes
+    on with the next of ``fallbacks``. Reports a connected socket or the last error."""
 
     def __init__(
         self,
@@ -416,43 +598,68 @@ class ConnectAttempt:
         sock: socket.socket,
         address: tuple[Any, ...],
         timeout: float | None,
-        on_done: Callable[[socket.socket | None, OSError | None], None],
+        on_done: ConnectCallback,
+        *,
+        fallbacks: Sequence[Endpoint] = (),
+        local: tuple[str, int] | None = None,
     ) -> None:
         self.loop = loop
         self.sock = sock
         self.on_done = on_done
+        self._fallbacks = deque(fallbacks)
+        self._local = local
         self._finished = False
-        configure_stream_socket(sock)
-        code = sock.connect_ex(address)
-        if code == 0:
-            loop.call_soon(lambda: self._finish(None))
-            return
-        if code not in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
-            loop.call_soon(lambda: self._finish(OSError(code, _strerror(code))))
-            return
-        loop.register(sock, selectors.EVENT_WRITE, self._on_ready)
         self._timer = (
             loop.call_at(loop.time() + timeout, self._on_timeout) if timeout is not None else None
         )
-
-    def _on_ready(self, mask: int) -> None:
-        code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        self._finish(OSError(code, _strerror(code)) if code else None)
-
-    def _on_timeout(self) -> None:
-        self._finish(TimeoutError(errno.ETIMEDOUT, "connection timed out"))
+        self._start(address)
 
     def cancel(self) -> None:
         self._finish(OSError(errno.ECANCELED, "connect cancelled"))
+
+    def _start(self, address: tuple[Any, ...]) -> None:
+        configure_stream_socket(self.sock)
+        code = self.sock.connect_ex(address)
+        if code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+            self.loop.register(self.sock, selectors.EVENT_WRITE, self._on_ready)
+            return
+        # Settled at once: report from the loop, never from inside the caller.
+        error = OSError(code, os.strerror(code)) if code else None
+        sock = self.sock
+        self.loop.call_soon(lambda: self._settled(sock, error))
+
+    def _on_ready(self, mask: int) -> None:
+        code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self._settled(self.sock, OSError(code, os.strerror(code)) if code else None)
+
+    def _settled(self, sock: socket.socket, error: OSError | None) -> None:
+        if self._finished or sock is not self.sock:
+            return
+        while error is not None and self._fallbacks:
+            endpoint = self._fallbacks.popleft()
+            try:
+                replacement = _client_socket(endpoint.family, self._local)
+            except OSError as exc:
+                error = exc
+                continue
+            self.loop.unregister(self.sock)
+            self.sock.close()
+            self.sock = replacement
+            self._start(endpoint.address)
+            return
+        self._finish(error)
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        self._finish(TimeoutError(errno.ETIMEDOUT, "connection timed out"))
 
     def _finish(self, error: OSError | None) -> None:
         if self._finished:
             return
         self._finished = True
         self.loop.unregister(self.sock)
-        timer = getattr(self, "_timer", None)
-        if timer is not None:
-            timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
         if error is not None:
             self.sock.close()
             self.on_done(None, error)
@@ -460,7 +667,19 @@ class ConnectAttempt:
             self.on_done(self.sock, None)
 
 
-def _strerror(code: int) -> str:
-    import os
+def _family(ipv4: bool, ipv6: bool) -> int:
+    if ipv4 and ipv6:
+        return socket.AF_UNSPEC
+    if ipv6:
+        return socket.AF_INET6
+    if ipv4:
+        return socket.AF_INET
+    raise ValueError("at least one of ipv4 and ipv6 must be allowed")
 
-    return os.strerror(code)
+
+def _host_port(address: tuple[Any, ...]) -> tuple[str, int]:
+    """(host, port) of a socket address; an IPv4-mapped IPv6 host as plain IPv4."""
+    host, port = address[0], address[1]
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:") :]
+    return host, port

@@ -185,7 +185,6 @@ PDU = AssociateRQ | AssociateAC | AssociateRJ | PDataTF | ReleaseRQ | ReleaseRP 
 PDU_HEADER = struct.Struct(">BxL")  # type, reserved, length
 _PDATA_ONE_PDV_HEADER = struct.Struct(">BxLLBB")  # PDU header + one PDV item header
 _PDV_HEADER = struct.Struct(">LBB")  # item length, context id, control header
-PDATA_ONE_PDV_OVERHEAD = _PDATA_ONE_PDV_HEADER.size  # 12 bytes before the fragment
 PDV_OVERHEAD = _PDV_HEADER.size  # 6 bytes of a PDV item counted in the PDU length
 
 CONTROL_COMMAND = 0x01
@@ -225,10 +224,6 @@ def iter_pdvs(body: memoryview) -> Iterator[tuple[int, int, memoryview]]:
 
 
 # -- framing ---------------------------------------------------------------------------
-
-# The connection refuses any non-P-DATA PDU that claims more than this, so the association
-# decoder below never sees giant buffers; real A-ASSOCIATE PDUs are a few kilobytes.
-MAX_SANE_NON_PDATA_LENGTH = 1 << 20
 
 
 def read_pdu_header(data: bytes | memoryview) -> tuple[int, int]:

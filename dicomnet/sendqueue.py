@@ -5,12 +5,17 @@ that produce PDUs on demand, so a multi-GB data set is read from disk only as fa
 socket drains). It knows where each PDU ends, so the writer can report completed PDUs
 (LEADTOOLS ``OnSend``) and an abort can cut in at a PDU boundary without leaving half a
 message interleaved with anything else (PS3.8 annex E). No sockets here.
+
+A stream whose producer fails (a file that became unreadable halfway) is dropped at once
+and nothing queued after it is produced; the next ``peek`` raises ``StreamError`` naming
+the stream by the label it was pushed with, so the writer can hand the failure to the
+protocol engine, which decides how the connection ends.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 Buffer = bytes | bytearray | memoryview
@@ -28,7 +33,22 @@ class _PendingPDU:
 @dataclass
 class _Stream:
     pdu_type: int
-    pdus: Iterator[list[Buffer]]
+    pdus: Iterator[Sequence[Buffer]]
+    label: object
+
+
+class StreamError(Exception):
+    """A queued PDU stream failed to produce its next PDU; ``cause`` says why.
+
+    ``label`` is what the stream was pushed with. PDUs of the stream produced before the
+    failure (one of them possibly partly written) are still queued.
+    """
+
+    def __init__(self, label: object, cause: Exception) -> None:
+        super().__init__(str(cause) or type(cause).__name__)
+        self.label = label
+        self.cause = cause
+        self.__cause__ = cause
 
 
 class SendQueue:
@@ -39,21 +59,32 @@ class SendQueue:
         self._ready: deque[_PendingPDU] = deque()  # PDUs materialised from the head
         self._queued_bytes = 0
         self._ready_remaining = 0  # bytes of ``_ready`` not yet written
+        self._failure: StreamError | None = None  # raised by the next ``peek``
 
-    def push(self, pdu_type: int, buffers: list[Buffer]) -> None:
+    def push(self, pdu_type: int, buffers: Sequence[Buffer]) -> None:
         """Queue one whole PDU made of ``buffers``."""
         self._items.append(_make_pdu(pdu_type, buffers))
 
-    def push_stream(self, pdu_type: int, pdus: Iterator[list[Buffer]]) -> None:
-        """Queue PDUs that are produced only when the writer gets to them."""
-        self._items.append(_Stream(pdu_type, pdus))
+    def push_stream(
+        self, pdu_type: int, pdus: Iterator[Sequence[Buffer]], label: object = None
+    ) -> None:
+        """Queue PDUs that are produced only when the writer gets to them; ``label``
+        names the stream in a ``StreamError``."""
+        self._items.append(_Stream(pdu_type, pdus, label))
 
     def __bool__(self) -> bool:
-        return bool(self._ready) or self._fill(1) > 0
+        # a failure waiting to be reported counts: the writer must come and peek
+        return bool(self._ready) or self._fill(1) > 0 or self._failure is not None
 
     def peek(self, max_bytes: int) -> list[memoryview]:
-        """Buffers at the head of the queue, up to about ``max_bytes`` in total."""
+        """Buffers at the head of the queue, up to about ``max_bytes`` in total.
+
+        Raises ``StreamError`` (once) if a stream failed while being produced.
+        """
         self._fill(max_bytes)
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
         out: list[memoryview] = []
         total = 0
         for pdu in self._ready:
@@ -109,8 +140,9 @@ class SendQueue:
         return self._queued_bytes
 
     def _fill(self, want: int) -> int:
-        """Materialise PDUs from the head of ``_items`` until ``want`` bytes are ready."""
-        while self._queued_bytes < want and self._items:
+        """Materialise PDUs from the head of ``_items`` until ``want`` bytes are ready;
+        stop at a failed stream, so nothing queued after it is ever produced."""
+        while self._failure is None and self._queued_bytes < want and self._items:
             head = self._items[0]
             if isinstance(head, _PendingPDU):
                 self._items.popleft()
@@ -121,6 +153,11 @@ class SendQueue:
             except StopIteration:
                 self._items.popleft()
                 continue
+            except Exception as exc:  # any producer error ends the stream; peek reports it
+                self._items.popleft()
+                _close_iterator(head.pdus)
+                self._failure = StreamError(head.label, exc)
+                break
             self._append_ready(_make_pdu(head.pdu_type, buffers))
         return self._queued_bytes
 
@@ -130,7 +167,7 @@ class SendQueue:
         self._ready_remaining += pdu.remaining
 
 
-def _make_pdu(pdu_type: int, buffers: list[Buffer]) -> _PendingPDU:
+def _make_pdu(pdu_type: int, buffers: Sequence[Buffer]) -> _PendingPDU:
     views = [_byte_view(b) for b in buffers if len(b)]
     length = sum(len(v) for v in views)
     return _PendingPDU(pdu_type, views, length, length)
@@ -145,7 +182,7 @@ def _started(pdu: _PendingPDU) -> bool:
     return pdu.remaining != pdu.length
 
 
-def _close_iterator(iterator: Iterator[list[Buffer]]) -> None:
+def _close_iterator(iterator: Iterator[Sequence[Buffer]]) -> None:
     close = getattr(iterator, "close", None)
     if close is not None:
         close()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pydicom._uid_dict import UID_dictionary
 
-VERIFICATION = "1.2.840.10008.1.1"
+from .uids import VERIFICATION as VERIFICATION  # re-exported: one definition
+
 STORAGE_COMMITMENT_PUSH = "1.2.840.10008.1.20.1"
 STORAGE_COMMITMENT_PUSH_INSTANCE = "1.2.840.10008.1.20.1.1"
 MODALITY_PERFORMED_PROCEDURE_STEP = "1.2.840.10008.3.1.2.3.3"
@@ -43,10 +44,3 @@ def _storage_sop_classes() -> tuple[str, ...]:
 
 
 STORAGE_SOP_CLASSES: tuple[str, ...] = _storage_sop_classes()
-
-
-def is_storage(sop_class_uid: str) -> bool:
-    return sop_class_uid in _STORAGE_SET
-
-
-_STORAGE_SET = frozenset(STORAGE_SOP_CLASSES)

@@ -1,42 +1,23 @@
-"""Pieces the sample programs share: DCMTK-style options, logging, an accepting SCP.
+"""What the sample programs share on the command line: DCMTK-style options, logging,
+AE table entries, and serving until a signal.
 
-The samples are thin on purpose: argument parsing plus ``DicomNet`` subclasses, written
-the way a ported LEADTOOLS program would be.
+The samples are thin on purpose: argument parsing plus ``DicomNet`` subclasses or calls
+into dicomnet's building blocks, written the way a ported LEADTOOLS program would be.
+Run as ``python samples/<name>.py``, the samples folder is first on ``sys.path``, so
+``import common`` finds this module.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
-import re
 import signal
 import sys
 import threading
-import uuid
-from collections.abc import Collection, Mapping, Sequence
-from pathlib import Path
+from typing import Any
 
-from pydicom.uid import UID
-
-from dicomnet import (
-    AcceptPolicy,
-    DicomAssociate,
-    DicomAssociateRejectReasonType,
-    DicomAssociateRejectResultType,
-    DicomAssociateRejectSourceType,
-    DicomCommandStatusType,
-    DicomException,
-    DicomNet,
-    Timeouts,
-    build_accept,
-)
-from dicomnet.sopclasses import STORAGE_SOP_CLASSES
-from dicomnet.uids import (
-    DEFLATED_EXPLICIT_VR_LE,
-    UNCOMPRESSED_TRANSFER_SYNTAXES,
-    VERIFICATION,
-)
+from dicomnet import DicomAssociate, DicomException, DicomNet, Timeouts
+from dicomnet.scu import accepted_context_id, open_association
 
 DEFAULT_MAX_PDU = 16384  # DCMTK's default receive limit
 
@@ -112,155 +93,30 @@ def parse_ae_address(text: str) -> tuple[str, tuple[str, int]]:
     return title, (host, int(port))
 
 
-class AcceptingChild(DicomNet):
-    """One accepted connection of a sample SCP: negotiates by policy, answers C-ECHO and
-    release. Subclasses add the services they provide."""
-
-    def __init__(self, temp_path: str | None, server: SampleServer) -> None:
-        super().__init__(temp_path, server.SecurityMode, timeouts=server.timeouts)
-        self.settings = server
-
-    def OnReceiveAssociateRequest(self, association: DicomAssociate) -> None:
-        settings = self.settings
-        if settings.check_called_aet and association.Called.strip() != settings.ae_title:
-            logging.getLogger("samples").warning(
-                "rejecting association: called AE title %r is not %r",
-                association.Called,
-                settings.ae_title,
-            )
-            self.SendAssociateReject(
-                DicomAssociateRejectResultType.Permanent,
-                DicomAssociateRejectSourceType.User,
-                DicomAssociateRejectReasonType.Called,
-            )
-            return
-        accept = build_accept(association, settings.policy)
-        if not any(
-            accept.GetResult(accept.GetPresentationContextID(i)) == 0
-            for i in range(accept.PresentationContextCount)
-        ):
-            logging.getLogger("samples").warning(
-                "rejecting association from %s: no acceptable presentation contexts",
-                association.Calling,
-            )
-            self.SendAssociateReject(
-                DicomAssociateRejectResultType.Permanent,
-                DicomAssociateRejectSourceType.User,
-                DicomAssociateRejectReasonType.Unknown,
-            )
-            return
-        self.SendAssociateAccept(accept)
-
-    def OnReceiveCEchoRequest(
-        self, presentation_id: int, message_id: int, affected_class: str
-    ) -> None:
-        self.SendCEchoResponse(
-            presentation_id, message_id, affected_class, DicomCommandStatusType.Success
-        )
-
-    def OnReceiveReleaseRequest(self) -> None:
-        self.SendReleaseResponse()
+class NotAccepted(Exception):
+    """The peer accepted the association but not the context the program needs."""
 
 
-class SampleServer(DicomNet):
-    """The listening side of a sample SCP: accepts every connection into a child."""
-
-    child_type: type[AcceptingChild] = AcceptingChild
-
-    def __init__(
-        self,
-        ae_title: str,
-        supported: Mapping[str, Sequence[str]],
-        *,
-        max_pdu: int,
-        timeouts: Timeouts,
-        check_called_aet: bool = False,
-        temp_path: str | None = None,
-        accept_any_transfer_syntax_for: Collection[str] = (),
-    ) -> None:
-        super().__init__(temp_path, timeouts=timeouts)
-        self.ae_title = ae_title
-        self.check_called_aet = check_called_aet
-        self.policy = AcceptPolicy(
-            supported=dict(supported),
-            max_length=max_pdu,
-            accept_any_transfer_syntax_for=accept_any_transfer_syntax_for,
-        )
-
-    def OnAccept(self, error: int) -> None:
-        self.Accept(self.child_type(self.temp_path, self))
+def associate_for(
+    net: DicomNet, args: argparse.Namespace, request: DicomAssociate, sop_class: str, what: str
+) -> int:
+    """Connect to ``args.peer``:``args.port`` and associate with ``request``; the ID of
+    the context accepted for ``sop_class``. Without one, abort and raise NotAccepted."""
+    accepted = open_association(net, args.peer, args.port, request)
+    presentation_id = accepted_context_id(accepted, sop_class)
+    if presentation_id is None:
+        net.SendAbort()
+        raise NotAccepted(f"the peer did not accept the {what} SOP class {sop_class}")
+    return presentation_id
 
 
-VERIFICATION_ONLY = {VERIFICATION: list(UNCOMPRESSED_TRANSFER_SYNTAXES)}
-
-# What a storage SCP takes without any transcoding, in order of preference.
-STORAGE_TRANSFER_SYNTAXES = (*UNCOMPRESSED_TRANSFER_SYNTAXES, DEFLATED_EXPLICIT_VR_LE)
-STORAGE_AND_VERIFICATION = {
-    VERIFICATION: list(UNCOMPRESSED_TRANSFER_SYNTAXES),
-    **{sop_class: list(STORAGE_TRANSFER_SYNTAXES) for sop_class in STORAGE_SOP_CLASSES},
-}
-
-_UID_PATTERN = re.compile(r"[0-9]+(?:\.[0-9]+)*")
-_MAX_UID_LENGTH = 64
-_NOT_IN_ABBREVIATION = {"Image", "Storage"}
-
-
-def is_valid_uid(value: str) -> bool:
-    """True for a UID as PS3.5 9.1 spells it (digits and dots, at most 64 characters)."""
-    return len(value) <= _MAX_UID_LENGTH and _UID_PATTERN.fullmatch(value) is not None
-
-
-def sop_class_abbreviation(sop_class: str) -> str:
-    """A short modality-like prefix for file names ("CT", "MR", "SC", "DX"...).
-
-    The first acronym of the SOP class name ("Enhanced CT Image Storage" -> "CT"), else
-    the initials of its words ("Secondary Capture Image Storage" -> "SC"); "UNKNOWN" for
-    a UID pydicom does not know.
-    """
-    name = UID(sop_class).name.split(" - ")[0]
-    words = [word for word in name.split() if word not in _NOT_IN_ABBREVIATION]
-    for word in words:
-        if len(word) >= 2 and word.isascii() and word.isalnum() and word.isupper():
-            return word
-    initials = "".join(word[0] for word in words if word[0].isascii() and word[0].isalpha())
-    return initials.upper()[:8] or "UNKNOWN"
-
-
-def instance_file_name(sop_class: str, sop_instance: str) -> str:
-    """``<abbreviation>.<SOP Instance UID>``, as DCMTK's storescp names received files.
-
-    The instance UID comes from the network: anything but a well-formed UID is replaced
-    by a random name, so a peer can never choose a path (no separators, no "..").
-    """
-    if is_valid_uid(sop_instance):
-        return f"{sop_class_abbreviation(sop_class)}.{sop_instance}"
-    return f"{sop_class_abbreviation(sop_class)}.invalid-uid-{uuid.uuid4().hex}"
-
-
-def _default_file_mode() -> int:
-    # The umask can only be read by setting it; done once, at import, before any thread.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-# Spool files are private (mkstemp); a kept instance gets the usual permissions.
-RECEIVED_FILE_MODE = _default_file_mode()
-
-
-def keep_received_file(
-    received_file: str, directory: Path, sop_class: str, sop_instance: str
-) -> Path:
-    """Move a received (spooled, complete) Part-10 file to its final name in ``directory``.
-
-    ``os.replace`` is atomic within one file system, so the file appears complete or not
-    at all; the spool directory must therefore be on the same file system. Raises
-    ``OSError`` when the move fails.
-    """
-    target = directory / instance_file_name(sop_class, sop_instance)
-    os.chmod(received_file, RECEIVED_FILE_MODE)
-    os.replace(received_file, target)
-    return target
+def server_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``AcceptingServer`` keyword arguments the common and server options give."""
+    return {
+        "max_pdu": args.pdu,
+        "timeouts": timeouts_from(args),
+        "check_called_aet": vars(args).get("check_called_aet", False),
+    }
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:

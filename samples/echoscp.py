@@ -5,21 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_common_options, add_server_options, serve, server_settings, setup_logging
 
-from common import (  # noqa: E402
-    VERIFICATION_ONLY,
-    SampleServer,
-    add_common_options,
-    add_server_options,
-    serve,
-    setup_logging,
-    timeouts_from,
-)
-
-from dicomnet import DicomNet  # noqa: E402
+from dicomnet import DicomNet
+from dicomnet.server import VERIFICATION_ONLY, AcceptingServer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,13 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args)
 
     DicomNet.Startup()
-    server = SampleServer(
-        args.aet,
-        VERIFICATION_ONLY,
-        max_pdu=args.pdu,
-        timeouts=timeouts_from(args),
-        check_called_aet=args.check_called_aet,
-    )
+    server = AcceptingServer(args.aet, VERIFICATION_ONLY, **server_settings(args))
     return serve("echoscp", server, args)
 
 

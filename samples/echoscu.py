@@ -8,47 +8,33 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import add_common_options, fail, setup_logging, timeouts_from  # noqa: E402
-
-from dicomnet import (  # noqa: E402
-    DicomAssociate,
-    DicomAssociateAcceptResultType,
-    DicomCommandStatusType,
-    DicomException,
-    DicomNet,
+from common import (
+    NotAccepted,
+    add_common_options,
+    associate_for,
+    fail,
+    setup_logging,
+    timeouts_from,
 )
-from dicomnet.uids import IMPLICIT_VR_LE, VERIFICATION  # noqa: E402
+
+from dicomnet import DicomCommandStatusType, DicomException, DicomNet
+from dicomnet.scu import build_request, release
+from dicomnet.uids import IMPLICIT_VR_LE, VERIFICATION
 
 
 def echo(args: argparse.Namespace, net: DicomNet) -> int:
-    net.Connect(None, 0, args.peer, args.port)
-    net.wait_connected()
-    request = DicomAssociate(True)
-    request.Calling = args.aet
-    request.Called = args.aec
-    request.MaxLength = args.pdu
-    request.AddPresentationContext(1, DicomAssociateAcceptResultType.Success, VERIFICATION)
-    request.AddTransfer(1, IMPLICIT_VR_LE)
-    net.SendAssociateRequest(request)
-    accepted = net.wait_associated()
-    presentation_id = accepted.FindAbstract(VERIFICATION)
-    if not presentation_id or accepted.GetResult(presentation_id) != 0:
-        net.SendAbort()
-        return fail("echoscu", "the peer did not accept the Verification SOP class")
+    request = build_request(args.aet, args.aec, args.pdu, [(VERIFICATION, [IMPLICIT_VR_LE])])
+    presentation_id = associate_for(net, args, request, VERIFICATION, "Verification")
     failures = 0
     for _ in range(args.repeat):
         message_id = net.next_message_id()
         net.SendCEchoRequest(presentation_id, message_id, VERIFICATION)
-        status = int(net.wait_response(message_id).command["Status"])  # type: ignore[call-overload]
+        status = net.wait_response(message_id).status
         if status != DicomCommandStatusType.Success:
             failures += 1
             print(f"echoscu: C-ECHO {message_id} status 0x{status:04X}", file=sys.stderr)
-    net.SendReleaseRequest()
-    net.wait_released()
+    release(net)
     print(
         f"echoscu: {args.repeat - failures} of {args.repeat} C-ECHO requests to "
         f"{args.aec}@{args.peer}:{args.port} succeeded"
@@ -69,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     net = DicomNet(None, timeouts=timeouts_from(args))
     try:
         return echo(args, net)
-    except DicomException as exc:
+    except (DicomException, NotAccepted) as exc:
         return fail("echoscu", str(exc))
     finally:
         net.Close()

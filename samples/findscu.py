@@ -13,35 +13,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import add_common_options, fail, setup_logging, timeouts_from  # noqa: E402
-from pydicom import Dataset  # noqa: E402
-from qrcommon import (  # noqa: E402
-    DEFAULT_LEVEL,
-    FIND_MODELS,
-    QUERY_TRANSFER_SYNTAXES,
-    accepted_context_id,
-    add_model_options,
-    build_identifier,
-    build_request,
-    format_identifier,
-    open_association,
-    release,
-    wait_final_response,
+from common import (
+    NotAccepted,
+    add_common_options,
+    associate_for,
+    fail,
+    setup_logging,
+    timeouts_from,
 )
+from pydicom import Dataset
+from qrcommon import DEFAULT_LEVEL, FIND_MODELS, add_model_options
 
-from dicomnet import (  # noqa: E402
+from dicomnet import (
     DicomCommandPriorityType,
     DicomCommandStatusType,
-    DicomCommandType,
     DicomException,
     DicomNet,
     Timeouts,
 )
-from dicomnet.dimse.status import status_description  # noqa: E402
+from dicomnet.qr import QUERY_TRANSFER_SYNTAXES, build_identifier, format_identifier
+from dicomnet.scu import build_request, release, wait_final_response
 
 PENDING = (DicomCommandStatusType.Pending, DicomCommandStatusType.PendingWarning)
 
@@ -80,11 +72,7 @@ class FindSCU(DicomNet):
 def find(args: argparse.Namespace, net: FindSCU) -> int:
     sop_class = FIND_MODELS[args.model]
     request = build_request(args.aet, args.aec, args.pdu, [(sop_class, QUERY_TRANSFER_SYNTAXES)])
-    accepted = open_association(net, args.peer, args.port, request)
-    presentation_id = accepted_context_id(accepted, sop_class)
-    if presentation_id is None:
-        net.SendAbort()
-        return fail("findscu", f"the peer did not accept the C-FIND SOP class {sop_class}")
+    presentation_id = associate_for(net, args, request, sop_class, "C-FIND")
     identifier = build_identifier(args.keys, DEFAULT_LEVEL.get(args.model))
     message_id = net.next_message_id()
     net.SendCFindRequest(
@@ -92,9 +80,8 @@ def find(args: argparse.Namespace, net: FindSCU) -> int:
     )
     final = wait_final_response(net, message_id, args.timeout, lambda: net.matches)
     release(net)
-    status = final.status or 0
-    meaning = status_description(status, DicomCommandType.CFind)
-    print(f"findscu: final status 0x{status:04X} ({meaning}), {net.matches} match(es)")
+    status = final.status
+    print(f"findscu: final status 0x{status:04X} ({final.description}), {net.matches} match(es)")
     if status == DicomCommandStatusType.Success:
         return 0
     if status == DicomCommandStatusType.Cancel and net.cancel_sent:
@@ -121,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     net = FindSCU(args.cancel_after, timeouts_from(args))
     try:
         return find(args, net)
-    except DicomException as exc:
+    except (DicomException, NotAccepted) as exc:
         return fail("findscu", str(exc))
     finally:
         net.Close()

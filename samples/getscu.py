@@ -20,43 +20,28 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from common import (
+    NotAccepted,
     add_common_options,
+    associate_for,
     fail,
-    keep_received_file,
     setup_logging,
     timeouts_from,
 )
-from pydicom import Dataset  # noqa: E402
-from pydicom import uid as known  # noqa: E402
-from qrcommon import (  # noqa: E402
-    DEFAULT_LEVEL,
-    GET_MODELS,
-    QUERY_TRANSFER_SYNTAXES,
-    accepted_context_id,
-    add_model_options,
-    build_identifier,
-    build_request,
-    counts_of,
-    failed_instances,
-    format_progress,
-    open_association,
-    release,
-    wait_final_response,
-)
+from pydicom import Dataset
+from pydicom import uid as known
+from qrcommon import DEFAULT_LEVEL, GET_MODELS, add_model_options, format_progress
 
-from dicomnet import (  # noqa: E402
+from dicomnet import (
     DicomCommandPriorityType,
     DicomCommandStatusType,
-    DicomCommandType,
     DicomException,
     DicomNet,
     Timeouts,
 )
-from dicomnet.associate import MAX_PRESENTATION_CONTEXTS  # noqa: E402
-from dicomnet.dimse.status import status_description  # noqa: E402
+from dicomnet.qr import build_identifier, failed_instances, retrieve_request
+from dicomnet.scu import release, wait_final_response
+from dicomnet.storage import keep_received_file
 
 log = logging.getLogger("samples.getscu")
 
@@ -188,22 +173,11 @@ def storage_classes(extra: list[str]) -> list[str]:
 def get(args: argparse.Namespace, net: GetSCU) -> int:
     sop_class = GET_MODELS[args.model]
     storage = storage_classes(args.sop_classes)
-    if len(storage) + 1 > MAX_PRESENTATION_CONTEXTS:
-        return fail(
-            "getscu",
-            f"{len(storage)} storage SOP classes do not fit in "
-            f"{MAX_PRESENTATION_CONTEXTS - 1} presentation contexts",
-        )
-    contexts = [
-        (sop_class, QUERY_TRANSFER_SYNTAXES),
-        *((storage_class, QUERY_TRANSFER_SYNTAXES) for storage_class in storage),
-    ]
-    request = build_request(args.aet, args.aec, args.pdu, contexts, scp_role_for=storage)
-    accepted = open_association(net, args.peer, args.port, request)
-    presentation_id = accepted_context_id(accepted, sop_class)
-    if presentation_id is None:
-        net.SendAbort()
-        return fail("getscu", f"the peer did not accept the C-GET SOP class {sop_class}")
+    try:
+        request = retrieve_request(args.aet, args.aec, args.pdu, sop_class, storage)
+    except ValueError as exc:
+        return fail("getscu", str(exc))
+    presentation_id = associate_for(net, args, request, sop_class, "C-GET")
     identifier = build_identifier(args.keys, DEFAULT_LEVEL[args.model])
     message_id = net.next_message_id()
     net.retrieve = (presentation_id, message_id)
@@ -214,11 +188,10 @@ def get(args: argparse.Namespace, net: GetSCU) -> int:
         net, message_id, args.timeout, lambda: net.sub_operations + net.responses
     )
     release(net)
-    status = final.status or 0
-    _, completed, failed, warning = counts_of(final)
+    status = final.status
+    _, completed, failed, warning = final.suboperations
     print(
-        f"getscu: final status 0x{status:04X} "
-        f"({status_description(status, DicomCommandType.CGet)}): "
+        f"getscu: final status 0x{status:04X} ({final.description}): "
         f"{format_progress(-1, completed, failed, warning)}; "
         f"{net.sub_operations} instance(s) received into {args.output_directory}"
     )
@@ -272,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     net = GetSCU(args.output_directory, args.cancel_after, timeouts_from(args))
     try:
         return get(args, net)
-    except DicomException as exc:
+    except (DicomException, NotAccepted) as exc:
         return fail("getscu", str(exc))
     finally:
         net.Close()

@@ -13,37 +13,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import add_common_options, fail, setup_logging, timeouts_from  # noqa: E402
-from pydicom import Dataset  # noqa: E402
-from qrcommon import (  # noqa: E402
-    DEFAULT_LEVEL,
-    MOVE_MODELS,
-    QUERY_TRANSFER_SYNTAXES,
-    accepted_context_id,
-    add_model_options,
-    build_identifier,
-    build_request,
-    counts_of,
-    failed_instances,
-    format_progress,
-    open_association,
-    release,
-    wait_final_response,
+from common import (
+    NotAccepted,
+    add_common_options,
+    associate_for,
+    fail,
+    setup_logging,
+    timeouts_from,
 )
+from pydicom import Dataset
+from qrcommon import DEFAULT_LEVEL, MOVE_MODELS, add_model_options, format_progress
 
-from dicomnet import (  # noqa: E402
+from dicomnet import (
     DicomCommandPriorityType,
     DicomCommandStatusType,
-    DicomCommandType,
     DicomException,
     DicomNet,
     Timeouts,
 )
-from dicomnet.dimse.status import status_description  # noqa: E402
+from dicomnet.qr import build_identifier, failed_instances, retrieve_request
+from dicomnet.scu import release, wait_final_response
 
 
 class MoveSCU(DicomNet):
@@ -77,12 +67,8 @@ class MoveSCU(DicomNet):
 
 def move(args: argparse.Namespace, net: MoveSCU) -> int:
     sop_class = MOVE_MODELS[args.model]
-    request = build_request(args.aet, args.aec, args.pdu, [(sop_class, QUERY_TRANSFER_SYNTAXES)])
-    accepted = open_association(net, args.peer, args.port, request)
-    presentation_id = accepted_context_id(accepted, sop_class)
-    if presentation_id is None:
-        net.SendAbort()
-        return fail("movescu", f"the peer did not accept the C-MOVE SOP class {sop_class}")
+    request = retrieve_request(args.aet, args.aec, args.pdu, sop_class)
+    presentation_id = associate_for(net, args, request, sop_class, "C-MOVE")
     identifier = build_identifier(args.keys, DEFAULT_LEVEL[args.model])
     message_id = net.next_message_id()
     net.SendCMoveRequest(
@@ -95,11 +81,10 @@ def move(args: argparse.Namespace, net: MoveSCU) -> int:
     )
     final = wait_final_response(net, message_id, args.timeout, lambda: net.responses)
     release(net)
-    status = final.status or 0
-    _, completed, failed, warning = counts_of(final)
+    status = final.status
+    _, completed, failed, warning = final.suboperations
     print(
-        f"movescu: final status 0x{status:04X} "
-        f"({status_description(status, DicomCommandType.CMove)}): "
+        f"movescu: final status 0x{status:04X} ({final.description}): "
         f"{format_progress(-1, completed, failed, warning)}"
     )
     if status == DicomCommandStatusType.Success and failed <= 0 and warning <= 0:
@@ -135,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     net = MoveSCU(timeouts_from(args))
     try:
         return move(args, net)
-    except DicomException as exc:
+    except (DicomException, NotAccepted) as exc:
         return fail("movescu", str(exc))
     finally:
         net.Close()

@@ -17,190 +17,24 @@ Keeps MPPS instances in memory, by SOP Instance UID, for as long as it runs:
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_common_options, add_server_options, serve, server_settings, setup_logging
+from pydicom import Dataset
 
-from common import (  # noqa: E402
-    VERIFICATION_ONLY,
-    AcceptingChild,
-    SampleServer,
-    add_common_options,
-    add_server_options,
-    is_valid_uid,
-    serve,
-    setup_logging,
-    timeouts_from,
-)
-from mppscommon import (  # noqa: E402
-    IN_PROGRESS,
-    MPPS_SOP_CLASS,
-    MPPS_TRANSFER_SYNTAXES,
-    STEP_STATUSES,
-)
-from pydicom import Dataset  # noqa: E402
-from pydicom.datadict import keyword_for_tag, tag_for_keyword  # noqa: E402
-from pydicom.tag import Tag  # noqa: E402
-from pydicom.uid import generate_uid  # noqa: E402
-
-from dicomnet import DicomCommandStatusType, DicomNet, Timeouts  # noqa: E402
+from dicomnet import DicomCommandStatusType, DicomNet
+from dicomnet.mpps import MPPS_SOP_CLASS, MPPS_TRANSFER_SYNTAXES, MppsStore, Outcome
+from dicomnet.server import VERIFICATION_ONLY, AcceptedConnection, AcceptingServer
 
 log = logging.getLogger("samples.mppsscp")
 
-Status = DicomCommandStatusType
 
-# Type 1 attributes of the N-CREATE attribute list (PS3.4 Table F.7.2-1) checked here.
-REQUIRED_ON_CREATE = (
-    "PerformedProcedureStepID",
-    "PerformedProcedureStepStartDate",
-    "PerformedProcedureStepStartTime",
-    "PerformedProcedureStepStatus",
-    "Modality",
-)
-NOT_UPDATABLE_ERROR_ID = 0xA710  # PS3.4 F.7.2.2.4
-NOT_UPDATABLE_COMMENT = "Performed Procedure Step Object may no longer be updated"
-
-
-@dataclass
-class Outcome:
-    """What to answer: status, the instance UID, an optional data set and the optional
-    status elements (ErrorComment, ErrorID, AttributeIdentifierList) as keyword args."""
-
-    status: int
-    instance: str
-    data_set: Dataset | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _comment(text: str) -> dict[str, Any]:
-    return {"ErrorComment": text[:64]}  # Error Comment is LO: at most 64 characters
-
-
-def _names(tags: Iterable[int]) -> str:
-    return ", ".join(keyword_for_tag(tag) or f"{Tag(tag)}" for tag in tags)
-
-
-class MppsStore:
-    """MPPS instances by SOP Instance UID and the N-CREATE/N-SET/N-GET rules of F.7.2.
-
-    Every callback of every connection runs on the one dicomnet loop thread, so the
-    store is never used from two threads at once and needs no lock.
-    """
-
-    def __init__(self) -> None:
-        self.instances: dict[str, Dataset] = {}
-
-    def create(self, instance: str, attributes: Dataset | None) -> Outcome:
-        if instance and not is_valid_uid(instance):
-            return Outcome(
-                Status.InvalidObjectInstance,
-                instance,
-                extra=_comment("the SOP Instance UID is not a valid UID"),
-            )
-        if instance in self.instances:
-            return Outcome(
-                Status.DuplicateInstance,
-                instance,
-                extra=_comment("an MPPS with this SOP Instance UID exists"),
-            )
-        attributes = attributes if attributes is not None else Dataset()
-        refusal = _check_create(attributes)
-        if refusal is not None:
-            refusal.instance = instance  # empty when the SCU left the UID to us
-            return refusal
-        instance = instance or generate_uid()
-        self.instances[instance] = copy.deepcopy(attributes)
-        return Outcome(Status.Success, instance)
-
-    def set(self, instance: str, modifications: Dataset | None) -> Outcome:
-        stored = self.instances.get(instance)
-        if stored is None:
-            return Outcome(Status.NoSuchObjectInstance, instance)
-        if stored.get("PerformedProcedureStepStatus") != IN_PROGRESS:
-            return Outcome(
-                Status.ProcessingFailure,
-                instance,
-                extra={**_comment(NOT_UPDATABLE_COMMENT), "ErrorID": NOT_UPDATABLE_ERROR_ID},
-            )
-        if modifications is None or len(modifications) == 0:
-            return Outcome(
-                Status.ProcessingFailure,
-                instance,
-                extra=_comment("N-SET without a modification list"),
-            )
-        new_status = modifications.get("PerformedProcedureStepStatus", IN_PROGRESS)
-        if new_status not in STEP_STATUSES:
-            return _invalid_status(instance, modifications)
-        for element in modifications:
-            stored[element.tag] = copy.deepcopy(element)
-        return Outcome(Status.Success, instance)
-
-    def get(self, instance: str, tags: Sequence[int]) -> Outcome:
-        stored = self.instances.get(instance)
-        if stored is None:
-            return Outcome(Status.NoSuchObjectInstance, instance)
-        if not tags:
-            return Outcome(Status.Success, instance, copy.deepcopy(stored))
-        answer = Dataset()
-        missing = []
-        for tag in tags:
-            if tag in stored:
-                answer[tag] = copy.deepcopy(stored[tag])
-            else:
-                missing.append(tag)
-        if missing:
-            return Outcome(
-                Status.AttributeListError, instance, answer, {"AttributeIdentifierList": missing}
-            )
-        return Outcome(Status.Success, instance, answer)
-
-
-def _check_create(attributes: Dataset) -> Outcome | None:
-    """The refusal of an N-CREATE attribute list, or None when it is acceptable."""
-    required = [tag_for_keyword(keyword) or 0 for keyword in REQUIRED_ON_CREATE]
-    absent = [tag for tag in required if tag not in attributes]
-    if absent:
-        return Outcome(
-            Status.MissingAttribute,
-            "",
-            extra={"AttributeIdentifierList": absent, **_comment(f"missing {_names(absent)}")},
-        )
-    empty = [tag for tag in required if attributes[tag].value in (None, "", [])]
-    if empty:
-        return Outcome(
-            Status.MissingAttributeValue, "", extra=_comment(f"no value for {_names(empty)}")
-        )
-    if attributes.PerformedProcedureStepStatus != IN_PROGRESS:
-        return _invalid_status("", attributes)
-    return None
-
-
-def _invalid_status(instance: str, attributes: Dataset) -> Outcome:
-    """0106, with the offending value as the attribute list (its related field in PS3.7
-    annex C)."""
-    offending = Dataset()
-    offending.PerformedProcedureStepStatus = attributes.PerformedProcedureStepStatus
-    return Outcome(
-        Status.InvalidAttributeValue,
-        instance,
-        offending,
-        _comment(
-            f"Performed Procedure Step Status {offending.PerformedProcedureStepStatus!r} "
-            "is not allowed here"
-        ),
-    )
-
-
-class MppsChild(AcceptingChild):
+class MppsChild(AcceptedConnection):
     """One association: N-CREATE, N-SET and N-GET on the server's MPPS store."""
 
-    settings: MppsServer
+    listener: MppsServer
 
     def OnReceiveNCreateRequest(
         self,
@@ -275,10 +109,12 @@ class MppsChild(AcceptingChild):
         """Run ``action`` on the store, unless the request names another SOP class (an
         N request sent on the Verification context)."""
         if sop_class == MPPS_SOP_CLASS:
-            outcome = action(self.settings.store)
+            outcome = action(self.listener.store)
         else:
             outcome = Outcome(
-                Status.NoSuchClass, instance, extra=_comment(f"SOP class {sop_class} is not MPPS")
+                DicomCommandStatusType.NoSuchClass,
+                instance,
+                extra={"ErrorComment": f"SOP class {sop_class} is not MPPS"[:64]},
             )
         log.info(
             "%s %s: status 0x%04X %s",
@@ -290,24 +126,16 @@ class MppsChild(AcceptingChild):
         return outcome
 
 
-class MppsServer(SampleServer):
+class MppsServer(AcceptingServer):
     """Listens for MPPS SCUs; all connections share one store."""
 
-    child_type = MppsChild
+    connection_type = MppsChild
 
-    def __init__(
-        self, ae_title: str, *, max_pdu: int, timeouts: Timeouts, check_called_aet: bool
-    ) -> None:
-        supported: Mapping[str, Sequence[str]] = {
-            **VERIFICATION_ONLY,
-            MPPS_SOP_CLASS: list(MPPS_TRANSFER_SYNTAXES),
-        }
+    def __init__(self, args: argparse.Namespace) -> None:
         super().__init__(
-            ae_title,
-            supported,
-            max_pdu=max_pdu,
-            timeouts=timeouts,
-            check_called_aet=check_called_aet,
+            args.aet,
+            {**VERIFICATION_ONLY, MPPS_SOP_CLASS: MPPS_TRANSFER_SYNTAXES},
+            **server_settings(args),
         )
         self.store = MppsStore()
 
@@ -322,12 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args)
 
     DicomNet.Startup()
-    server = MppsServer(
-        args.aet,
-        max_pdu=args.pdu,
-        timeouts=timeouts_from(args),
-        check_called_aet=args.check_called_aet,
-    )
+    server = MppsServer(args)
     return serve("mppsscp", server, args)
 
 

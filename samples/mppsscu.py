@@ -17,30 +17,28 @@ import argparse
 import datetime
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    NotAccepted,
+    add_common_options,
+    associate_for,
+    fail,
+    setup_logging,
+    timeouts_from,
+)
+from pydicom import Dataset
+from pydicom.datadict import tag_for_keyword
+from pydicom.uid import generate_uid
 
-from common import add_common_options, fail, setup_logging, timeouts_from  # noqa: E402
-from mppscommon import (  # noqa: E402
+from dicomnet import DicomException, DicomNet, Response, StatusCategory
+from dicomnet.mpps import (
     COMPLETED,
-    IN_PROGRESS,
     MPPS_SOP_CLASS,
     MPPS_TRANSFER_SYNTAXES,
+    completion_attributes,
+    creation_attributes,
 )
-from pydicom import Dataset  # noqa: E402
-from pydicom.datadict import tag_for_keyword  # noqa: E402
-from pydicom.uid import generate_uid  # noqa: E402
-
-from dicomnet import (  # noqa: E402
-    DicomAssociate,
-    DicomAssociateAcceptResultType,
-    DicomException,
-    DicomNet,
-)
-from dicomnet.dimse.assembly import Message  # noqa: E402
-from dicomnet.dimse.datasets import decode_dataset  # noqa: E402
-from dicomnet.dimse.status import StatusCategory, status_category, status_description  # noqa: E402
+from dicomnet.scu import build_request, release
 
 PROGRAM = "mppsscu"
 # What the final N-GET asks for and prints.
@@ -61,44 +59,6 @@ class StepFailed(Exception):
     """A DIMSE step did not succeed; the message says which and why."""
 
 
-def creation_attributes(args: argparse.Namespace, now: datetime.datetime) -> Dataset:
-    """The N-CREATE attribute list: Type 1 and 2 attributes of PS3.4 Table F.7.2-1."""
-    scheduled = Dataset()
-    scheduled.StudyInstanceUID = generate_uid()
-    scheduled.AccessionNumber = ""
-    scheduled.ScheduledProcedureStepID = ""
-    scheduled.ScheduledProcedureStepDescription = ""
-    scheduled.RequestedProcedureID = ""
-    scheduled.RequestedProcedureDescription = ""
-    scheduled.ReferencedStudySequence = []
-    scheduled.ScheduledProtocolCodeSequence = []
-    attributes = Dataset()
-    attributes.SpecificCharacterSet = "ISO_IR 100"
-    attributes.ScheduledStepAttributesSequence = [scheduled]
-    attributes.PatientName = args.patient_name
-    attributes.PatientID = args.patient_id
-    attributes.PatientBirthDate = ""
-    attributes.PatientSex = ""
-    attributes.ReferencedPatientSequence = []
-    attributes.PerformedProcedureStepID = args.step_id
-    attributes.PerformedStationAETitle = args.aet
-    attributes.PerformedStationName = ""
-    attributes.PerformedLocation = ""
-    attributes.PerformedProcedureStepStartDate = now.strftime("%Y%m%d")
-    attributes.PerformedProcedureStepStartTime = now.strftime("%H%M%S")
-    attributes.PerformedProcedureStepStatus = IN_PROGRESS
-    attributes.PerformedProcedureStepDescription = ""
-    attributes.PerformedProcedureTypeDescription = ""
-    attributes.ProcedureCodeSequence = []
-    attributes.PerformedProcedureStepEndDate = ""
-    attributes.PerformedProcedureStepEndTime = ""
-    attributes.Modality = args.modality
-    attributes.StudyID = ""
-    attributes.PerformedProtocolCodeSequence = []
-    attributes.PerformedSeriesSequence = []
-    return attributes
-
-
 def progress_attributes(args: argparse.Namespace) -> Dataset:
     """First N-SET: what was done so far (a description and one performed series)."""
     series = Dataset()
@@ -116,69 +76,40 @@ def progress_attributes(args: argparse.Namespace) -> Dataset:
     return modifications
 
 
-def completion_attributes(now: datetime.datetime) -> Dataset:
-    """Second N-SET: the final state, with the end date and time."""
-    modifications = Dataset()
-    modifications.PerformedProcedureStepStatus = COMPLETED
-    modifications.PerformedProcedureStepEndDate = now.strftime("%Y%m%d")
-    modifications.PerformedProcedureStepEndTime = now.strftime("%H%M%S")
-    return modifications
-
-
 class MppsSession:
     """One association with the SCP; each step sends one request and checks its answer."""
 
-    def __init__(self, net: DicomNet, presentation_id: int, transfer_syntax: str) -> None:
+    def __init__(self, net: DicomNet, presentation_id: int) -> None:
         self.net = net
         self.presentation_id = presentation_id
-        self.transfer_syntax = transfer_syntax
 
-    def step(self, name: str, send: Callable[[int], None]) -> Message:
+    def step(self, name: str, send: Callable[[int], None]) -> Response:
         """Send one request (``send(message_id)``), wait for its final response, print the
         outcome; raise ``StepFailed`` unless it is Success."""
         message_id = self.net.next_message_id()
         send(message_id)
         response = self.net.wait_response(message_id)
-        status = response.status or 0
-        meaning = status_description(status, response.command_field)
-        comment = response.command.get("ErrorComment")
         error_id = response.command.get("ErrorID")
         details = "".join(
             [
                 f", error ID 0x{error_id:04X}" if isinstance(error_id, int) else "",
-                f": {comment}" if comment else "",
+                f": {response.error_comment}" if response.error_comment else "",
             ]
         )
-        print(f"{PROGRAM}: {name}: status 0x{status:04X} ({meaning}{details})", flush=True)
-        if status_category(status) is not StatusCategory.SUCCESS:
-            raise StepFailed(f"{name} failed with status 0x{status:04X} ({meaning}{details})")
+        outcome = f"status 0x{response.status:04X} ({response.description}{details})"
+        print(f"{PROGRAM}: {name}: {outcome}", flush=True)
+        if response.category is not StatusCategory.SUCCESS:
+            raise StepFailed(f"{name} failed with {outcome}")
         return response
-
-    def data_set(self, response: Message) -> Dataset:
-        """The response's data set (received as bytes), or an empty one without it."""
-        if not isinstance(response.data, bytes):
-            return Dataset()
-        return decode_dataset(response.data, self.transfer_syntax)
 
 
 def associate(args: argparse.Namespace, net: DicomNet) -> MppsSession:
-    net.Connect(None, 0, args.peer, args.port)
-    net.wait_connected()
-    request = DicomAssociate(True)
-    request.Calling = args.aet
-    request.Called = args.aec
-    request.MaxLength = args.pdu
-    request.AddPresentationContext(1, DicomAssociateAcceptResultType.Success, MPPS_SOP_CLASS)
-    for proposed in MPPS_TRANSFER_SYNTAXES:
-        request.AddTransfer(1, proposed)
-    net.SendAssociateRequest(request)
-    accepted = net.wait_associated()
-    transfer_syntax = accepted.accepted_transfer_syntax(1)
-    if transfer_syntax is None:
-        net.SendAbort()
-        raise StepFailed("the peer did not accept the MPPS SOP class")
+    request = build_request(
+        args.aet, args.aec, args.pdu, [(MPPS_SOP_CLASS, MPPS_TRANSFER_SYNTAXES)]
+    )
+    presentation_id = associate_for(net, args, request, MPPS_SOP_CLASS, "MPPS")
     print(f"{PROGRAM}: associated with {args.aec}@{args.peer}:{args.port}", flush=True)
-    return MppsSession(net, 1, transfer_syntax)
+    return MppsSession(net, presentation_id)
 
 
 def run_procedure_step(args: argparse.Namespace, session: MppsSession) -> Dataset:
@@ -188,7 +119,18 @@ def run_procedure_step(args: argparse.Namespace, session: MppsSession) -> Datase
     created = session.step(
         "N-CREATE (IN PROGRESS)",
         lambda mid: net.SendNCreateRequest(
-            pid, mid, MPPS_SOP_CLASS, requested, creation_attributes(args, datetime.datetime.now())
+            pid,
+            mid,
+            MPPS_SOP_CLASS,
+            requested,
+            creation_attributes(
+                patient_name=args.patient_name,
+                patient_id=args.patient_id,
+                step_id=args.step_id,
+                station_ae_title=args.aet,
+                modality=args.modality,
+                start=datetime.datetime.now(),
+            ),
         ),
     )
     instance = created.affected_sop_instance_uid or requested
@@ -212,7 +154,7 @@ def run_procedure_step(args: argparse.Namespace, session: MppsSession) -> Datase
         "N-GET",
         lambda mid: net.SendNGetRequest(pid, mid, MPPS_SOP_CLASS, instance, tags),
     )
-    return session.data_set(got)
+    return got.dataset or Dataset()
 
 
 def print_state(state: Dataset) -> None:
@@ -231,8 +173,7 @@ def run(args: argparse.Namespace, net: DicomNet) -> int:
         state = run_procedure_step(args, session)
     finally:
         if net.IsAssociated():
-            net.SendReleaseRequest()
-            net.wait_released()
+            release(net)
     print(f"{PROGRAM}: final state:")
     print_state(state)
     final_status = state.get("PerformedProcedureStepStatus")
@@ -270,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     net = DicomNet(None, timeouts=timeouts_from(args))
     try:
         return run(args, net)
-    except (DicomException, StepFailed) as exc:
+    except (DicomException, StepFailed, NotAccepted) as exc:
         return fail(PROGRAM, str(exc))
     finally:
         net.Close()

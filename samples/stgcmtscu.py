@@ -19,54 +19,45 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
-    VERIFICATION_ONLY,
-    AcceptingChild,
-    SampleServer,
+from common import (
+    NotAccepted,
     add_common_options,
+    associate_for,
     fail,
+    server_settings,
     setup_logging,
     timeouts_from,
 )
-from pydicom import Dataset  # noqa: E402
-from pydicom.uid import generate_uid  # noqa: E402
-from stgcmtcommon import (  # noqa: E402
-    ALL_COMMITTED,
-    COMMITMENT_TRANSFER_SYNTAXES,
-    FAILURES_EXIST,
-    REQUEST_COMMITMENT,
-    CommitmentResult,
-    InvalidCommitmentData,
-    SopReference,
-    add_commitment_context,
-    commitment_request,
-    parse_commitment_report,
-)
-from storescu import read_headers, scan  # noqa: E402
+from pydicom import Dataset
+from pydicom.uid import generate_uid
+from storescu import part10_files
 
-from dicomnet import (  # noqa: E402
-    DicomAssociate,
+from dicomnet import (
     DicomCommandStatusType,
     DicomException,
     DicomNet,
+    StatusCategory,
     Timeouts,
 )
-from dicomnet.dimse.status import StatusCategory, status_category, status_description  # noqa: E402
-from dicomnet.sopclasses import (  # noqa: E402
-    STORAGE_COMMITMENT_PUSH,
-    STORAGE_COMMITMENT_PUSH_INSTANCE,
+from dicomnet.commitment import (
+    COMMITMENT_TRANSFER_SYNTAXES,
+    CommitmentRefused,
+    CommitmentResult,
+    SopReference,
+    check_commitment_report,
+    commitment_association,
+    request_commitment,
 )
+from dicomnet.scu import release
+from dicomnet.server import VERIFICATION_ONLY, AcceptedConnection, AcceptingServer
+from dicomnet.sopclasses import STORAGE_COMMITMENT_PUSH
 
 PROGRAM = "stgcmtscu"
 ALL_COMMITTED_EXIT, SOME_FAILED_EXIT, NO_RESULT_EXIT = 0, 1, 2
@@ -165,13 +156,10 @@ class ReportReceiver(DicomNet):
         self, sop_class: str, event_type: int, data_set: Dataset | None
     ) -> tuple[int, str]:
         """(status, error comment) of the response."""
-        if sop_class != STORAGE_COMMITMENT_PUSH:
-            return Status.NoSuchClass, f"no N-EVENT-REPORT for SOP class {sop_class}"
         try:
-            result = parse_commitment_report(event_type, data_set)
-        except InvalidCommitmentData as exc:
-            known = event_type in (ALL_COMMITTED, FAILURES_EXIST)
-            return (Status.InvalidArgumentValue if known else Status.NoSuchEventType), str(exc)
+            result = check_commitment_report(sop_class, event_type, data_set)
+        except CommitmentRefused as refusal:
+            return refusal.status, str(refusal)
         if not self.inbox.deliver(Report(result, self)):
             return Status.InvalidArgumentValue, f"unknown Transaction UID {result.transaction_uid}"
         return Status.Success, ""
@@ -185,72 +173,53 @@ class CommitmentRequestor(ReportReceiver):
         self.inbox = inbox
 
 
-class ReportChild(AcceptingChild, ReportReceiver):
+class ReportChild(AcceptedConnection, ReportReceiver):
     """One association from the SCP."""
 
-    def __init__(self, temp_path: str | None, server: ReportListener) -> None:
-        super().__init__(temp_path, server)
-        self.inbox = server.inbox
+    def __init__(self, listener: ReportListener) -> None:
+        super().__init__(listener)
+        self.inbox = listener.inbox
 
 
-class ReportListener(SampleServer):
+class ReportListener(AcceptingServer):
     """Listens for the SCP's association bringing the report on ``--port``."""
 
-    child_type = ReportChild
+    connection_type = ReportChild
 
     def __init__(self, args: argparse.Namespace, inbox: ReportInbox) -> None:
         super().__init__(
             args.aet,
-            {**VERIFICATION_ONLY, STORAGE_COMMITMENT_PUSH: list(COMMITMENT_TRANSFER_SYNTAXES)},
-            max_pdu=args.pdu,
-            timeouts=timeouts_from(args),
+            {**VERIFICATION_ONLY, STORAGE_COMMITMENT_PUSH: COMMITMENT_TRANSFER_SYNTAXES},
+            # The SCP is the requestor there and proposes its SCP role (J.3.3.1.3).
+            requestor_scp_role={STORAGE_COMMITMENT_PUSH},
+            **server_settings(args),
         )
-        # The SCP is the requestor there and proposes its SCP role (J.3.3.1.3).
-        self.policy = dataclasses.replace(self.policy, requestor_scp_role={STORAGE_COMMITMENT_PUSH})
         self.inbox = inbox
 
 
 def references_of(arguments: Sequence[str]) -> list[SopReference]:
     """The SOP class and instance of every DICOM file named (or under a directory named),
     each instance once."""
-    headers = read_headers(scan(arguments))
+    headers = part10_files(arguments)
     return list(dict.fromkeys(SopReference(h.sop_class_uid, h.sop_instance_uid) for h in headers))
 
 
-def request_commitment(
+def ask_commitment(
     args: argparse.Namespace,
     net: DicomNet,
     transaction_uid: str,
     references: Sequence[SopReference],
 ) -> None:
     """Associate and send the N-ACTION; raises NoResult unless the SCP took it."""
-    net.Connect(None, 0, args.peer, args.port)
-    net.wait_connected()
-    request = DicomAssociate(True)
-    request.Calling = args.aet
-    request.Called = args.aec
-    request.MaxLength = args.pdu
-    add_commitment_context(request, 1, as_scp=False)
-    net.SendAssociateRequest(request)
-    if net.wait_associated().accepted_transfer_syntax(1) is None:
-        net.SendAbort()
-        raise NoResult("the peer did not accept the Storage Commitment Push Model SOP class")
-    message_id = net.next_message_id()
-    net.SendNActionRequest(
-        1,
-        message_id,
-        STORAGE_COMMITMENT_PUSH,
-        STORAGE_COMMITMENT_PUSH_INSTANCE,
-        REQUEST_COMMITMENT,
-        commitment_request(transaction_uid, references),
+    request = commitment_association(args.aet, args.aec, args.pdu, as_scp=False)
+    presentation_id = associate_for(
+        net, args, request, STORAGE_COMMITMENT_PUSH, "Storage Commitment Push Model"
     )
-    response = net.wait_response(message_id)
-    status = response.status or 0
-    if status_category(status) is not StatusCategory.SUCCESS:
-        comment = response.command.get("ErrorComment")
-        detail = f": {comment}" if comment else ""
+    response = request_commitment(net, presentation_id, transaction_uid, references)
+    if response.category is not StatusCategory.SUCCESS:
+        detail = f": {response.error_comment}" if response.error_comment else ""
         raise NoResult(
-            f"N-ACTION refused with status 0x{status:04X} ({status_description(status)}){detail}"
+            f"N-ACTION refused with status 0x{response.status:04X} ({response.description}){detail}"
         )
     print(
         f"{PROGRAM}: storage commitment of {len(references)} instance(s) requested from "
@@ -288,16 +257,14 @@ def run(args: argparse.Namespace, net: DicomNet, inbox: ReportInbox, listening: 
         raise NoResult("no DICOM Part-10 files to ask commitment for")
     transaction_uid = generate_uid()
     inbox.expect(transaction_uid)
-    request_commitment(args, net, transaction_uid, references)
+    ask_commitment(args, net, transaction_uid, references)
     if args.release_early:
-        net.SendReleaseRequest()
-        net.wait_released()
+        release(net)
     report = inbox.wait(
         transaction_uid, args.timeout, lambda: not listening and not net.IsAssociated()
     )
     if net.IsAssociated():
-        net.SendReleaseRequest()
-        net.wait_released()
+        release(net)
     if report.receiver is not net:  # let the SCP release its association first
         with contextlib.suppress(DicomException):
             report.receiver.wait_closed(args.timeout)
@@ -338,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         if listener is not None:
             listener.Listen("", args.listen_port, 8)
         return run(args, net, inbox, listening=listener is not None)
-    except (DicomException, NoResult) as exc:
+    except (DicomException, NoResult, NotAccepted) as exc:
         fail(PROGRAM, str(exc))
         return NO_RESULT_EXIT
     finally:

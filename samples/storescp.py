@@ -30,50 +30,41 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
-    STORAGE_AND_VERIFICATION,
-    AcceptingChild,
-    SampleServer,
+from common import (
     add_common_options,
     add_server_options,
     fail,
-    keep_received_file,
     parse_ae_address,
     serve,
+    server_settings,
     setup_logging,
-    timeouts_from,
 )
-from pydicom import Dataset  # noqa: E402
-from stgcmtcommon import (  # noqa: E402
-    CLASS_INSTANCE_CONFLICT,
-    COMMITMENT_TRANSFER_SYNTAXES,
-    NO_SUCH_OBJECT_INSTANCE,
-    REQUEST_COMMITMENT,
-    CommitmentResult,
-    Failure,
-    InvalidCommitmentData,
-    SopReference,
-    add_commitment_context,
-    commitment_report,
-    parse_commitment_request,
-)
+from pydicom import Dataset
 
-from dicomnet import (  # noqa: E402
-    DicomAssociate,
+from dicomnet import (
     DicomCommandPriorityType,
     DicomCommandStatusType,
     DicomException,
     DicomNet,
+    negotiated_roles,
+    read_part10_header,
 )
-from dicomnet.associate import negotiated_roles  # noqa: E402
-from dicomnet.dimse.part10 import read_part10_header  # noqa: E402
-from dicomnet.sopclasses import (  # noqa: E402
-    STORAGE_COMMITMENT_PUSH,
-    STORAGE_COMMITMENT_PUSH_INSTANCE,
-    STORAGE_SOP_CLASSES,
+from dicomnet.commitment import (
+    CLASS_INSTANCE_CONFLICT,
+    COMMITMENT_TRANSFER_SYNTAXES,
+    NO_SUCH_OBJECT_INSTANCE,
+    CommitmentRefused,
+    CommitmentResult,
+    Failure,
+    SopReference,
+    check_commitment_request,
+    commitment_association,
+    send_commitment_report,
 )
+from dicomnet.scu import open_association, release
+from dicomnet.server import STORAGE_AND_VERIFICATION, AcceptedConnection, AcceptingServer
+from dicomnet.sopclasses import STORAGE_COMMITMENT_PUSH, STORAGE_SOP_CLASSES
+from dicomnet.storage import keep_received_file
 
 log = logging.getLogger("samples.storescp")
 
@@ -134,38 +125,17 @@ class InstanceIndex:
         return CommitmentResult(transaction_uid, tuple(committed), tuple(failed))
 
 
-class RequestRefused(Exception):
-    """An N-ACTION this SCP does not perform: the status and comment to answer with."""
-
-    def __init__(self, status: int, comment: str) -> None:
-        super().__init__(comment)
-        self.status = status
-
-
 class ReportNotDelivered(Exception):
     """The commitment result could not be reported to the requestor."""
 
 
-def send_report(net: DicomNet, presentation_id: int, result: CommitmentResult) -> int:
-    """Send the N-EVENT-REPORT of ``result`` and wait for its response; its status."""
-    message_id = net.next_message_id()
-    net.SendNReportRequest(
-        presentation_id,
-        message_id,
-        STORAGE_COMMITMENT_PUSH,
-        STORAGE_COMMITMENT_PUSH_INSTANCE,
-        result.event_type,
-        commitment_report(result),
-    )
-    return net.wait_response(message_id).status or 0
-
-
-class StoreChild(AcceptingChild):
+class StoreChild(AcceptedConnection):
     """One association: stores every received instance, answers with its status."""
 
-    def __init__(self, temp_path: str | None, server: StoreServer) -> None:
-        super().__init__(temp_path, server)
-        self.store_server = server
+    listener: StoreServer
+
+    def __init__(self, listener: StoreServer) -> None:
+        super().__init__(listener)
         self.parse_received_data = False  # bounded memory: the data set stays on disk
 
     def OnReceiveCStoreRequest(
@@ -196,10 +166,10 @@ class StoreChild(AcceptingChild):
     ) -> None:
         """Answer at once (J.3.2.1.3); the commitment itself is checked off the loop."""
         try:
-            transaction_uid, references = self._commitment_request(
+            transaction_uid, references = check_commitment_request(
                 affected_class, instance, action, data_set
             )
-        except RequestRefused as refusal:
+        except CommitmentRefused as refusal:
             log.warning("refusing N-ACTION %d: %s", message_id, refusal)
             self.SendNActionResponse(
                 presentation_id,
@@ -223,31 +193,13 @@ class StoreChild(AcceptingChild):
             len(references),
         )
         DicomNet.run_in_background(
-            self.store_server.commit,
+            self.listener.commit,
             self,
             presentation_id,
             requestor,
             transaction_uid,
             references,
         )
-
-    @staticmethod
-    def _commitment_request(
-        sop_class: str, instance: str, action: int, data_set: Dataset | None
-    ) -> tuple[str, list[SopReference]]:
-        """(Transaction UID, references) of a valid request; raises RequestRefused."""
-        if sop_class != STORAGE_COMMITMENT_PUSH:
-            raise RequestRefused(Status.NoSuchClass, f"no N-ACTION for SOP class {sop_class}")
-        if instance != STORAGE_COMMITMENT_PUSH_INSTANCE:
-            raise RequestRefused(
-                Status.NoSuchObjectInstance, "not the well-known Storage Commitment instance"
-            )
-        if action != REQUEST_COMMITMENT:
-            raise RequestRefused(Status.NoSuchActionType, f"no Action Type ID {action}")
-        try:
-            return parse_commitment_request(data_set)
-        except InvalidCommitmentData as exc:
-            raise RequestRefused(Status.InvalidArgumentValue, str(exc)) from exc
 
     def _store(self, sop_class: str, sop_instance: str) -> tuple[int, str]:
         """Keep the received file; (status, error comment). A file not kept is deleted
@@ -256,7 +208,7 @@ class StoreChild(AcceptingChild):
         if received is None or not sop_class or not sop_instance:
             log.warning("C-STORE without data set or SOP class/instance UID: refused")
             return CANNOT_UNDERSTAND, "no data set, or no Affected SOP Class/Instance UID"
-        server = self.store_server
+        server = self.listener
         try:
             target = keep_received_file(received, server.output_dir, sop_class, sop_instance)
         except OSError as exc:
@@ -269,10 +221,10 @@ class StoreChild(AcceptingChild):
         return DicomCommandStatusType.Success, ""
 
 
-class StoreServer(SampleServer):
+class StoreServer(AcceptingServer):
     """The listener: knows where instances go and whether to report each one."""
 
-    child_type = StoreChild
+    connection_type = StoreChild
 
     def __init__(self, args: argparse.Namespace, output_dir: Path) -> None:
         spool_dir = output_dir / SPOOL_FOLDER
@@ -280,11 +232,9 @@ class StoreServer(SampleServer):
         super().__init__(
             args.aet,
             {**STORAGE_AND_VERIFICATION, STORAGE_COMMITMENT_PUSH: COMMITMENT_TRANSFER_SYNTAXES},
-            max_pdu=args.pdu,
-            timeouts=timeouts_from(args),
-            check_called_aet=args.check_called_aet,
             temp_path=str(spool_dir),
             accept_any_transfer_syntax_for=STORAGE_SOP_CLASSES,
+            **server_settings(args),
         )
         self.output_dir = output_dir
         self.spool_dir = spool_dir
@@ -326,7 +276,8 @@ class StoreServer(SampleServer):
         open, else on a new one."""
         if child.IsAssociated():
             try:
-                return "on the requesting association", send_report(child, presentation_id, result)
+                status = send_commitment_report(child, presentation_id, result).status
+                return "on the requesting association", status
             except DicomException as exc:
                 if child.IsAssociated():  # no answer in time: the peer is there but mute
                     raise
@@ -344,24 +295,18 @@ class StoreServer(SampleServer):
     ) -> int:
         net = DicomNet(None, timeouts=self.timeouts)
         try:
-            net.Connect(None, 0, *address)
-            net.wait_connected()
-            request = DicomAssociate(True)
-            request.Calling = self.ae_title
-            request.Called = requestor
-            request.MaxLength = self.policy.max_length
-            add_commitment_context(request, 1, as_scp=True)
-            net.SendAssociateRequest(request)
-            accepted = net.wait_associated()
+            request = commitment_association(
+                self.ae_title, requestor, self.policy.max_length, as_scp=True
+            )
+            accepted = open_association(net, address[0], address[1], request)
             if accepted.accepted_transfer_syntax(1) is None:
                 net.SendAbort()
                 raise ReportNotDelivered("the requestor did not accept Storage Commitment")
             if not negotiated_roles(request, accepted, 1)[1]:
                 net.SendAbort()
                 raise ReportNotDelivered("the requestor did not accept our SCP role")
-            status = send_report(net, 1, result)
-            net.SendReleaseRequest()
-            net.wait_released()
+            status = send_commitment_report(net, 1, result).status
+            release(net)
             return status
         finally:
             net.Close()

@@ -18,45 +18,39 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from common import add_common_options, fail, setup_logging, timeouts_from
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import add_common_options, fail, setup_logging, timeouts_from  # noqa: E402
-
-from dicomnet import (  # noqa: E402
-    DicomAssociate,
-    DicomAssociateAcceptResultType,
-    DicomCommandPriorityType,
+from dicomnet import (
+    MAX_PRESENTATION_CONTEXTS,
     DicomCommandType,
     DicomException,
     DicomNet,
     DIMSEError,
-)
-from dicomnet.dimse.part10 import (  # noqa: E402
-    CONVERTIBLE_TRANSFER_SYNTAXES,
+    NegotiatedContext,
     Part10File,
-    read_part10_header,
-)
-from dicomnet.dimse.status import (  # noqa: E402
     StatusCategory,
+    negotiated_contexts,
     status_category,
     status_description,
 )
-from dicomnet.uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE  # noqa: E402
+from dicomnet.scu import ContextSpec, build_request, open_association, release
+from dicomnet.storage import (
+    iter_files,
+    pick_context,
+    read_headers,
+    send_instance,
+    storage_contexts_for,
+)
 
 log = logging.getLogger("samples.storescu")
 
-MAX_CONTEXTS = 128  # odd presentation context IDs 1..255 (PS3.8 9.3.2.2)
 # wait_response counts from the request being queued, so the wait for a response must
 # also cover sending the data set; allow for a link as slow as this (bytes per second).
 SLOWEST_LINK = 1 << 20
-
-Pair = tuple[str, str]  # (SOP class UID, transfer syntax UID)
 
 
 @dataclass
@@ -84,116 +78,52 @@ class Tally:
         self.failed.append((path, reason))
 
 
-def scan(arguments: Iterable[str]) -> Iterator[Path]:
-    """Every file named, and every file under every directory named (sorted)."""
-    for argument in arguments:
-        path = Path(argument)
-        if path.is_dir():
-            yield from sorted(child for child in path.rglob("*") if child.is_file())
-        else:
-            yield path
+def _skipping(path: str, error: DicomException | OSError) -> None:
+    if isinstance(error, DicomException):
+        log.warning("skipping %s", error.message)
+    else:
+        log.warning("skipping %s: %s", path, error.strerror)
 
 
-def read_headers(paths: Iterable[Path]) -> list[Part10File]:
-    """The meta headers of the DICOM files among ``paths``; the others are skipped."""
-    headers = []
-    for path in paths:
-        try:
-            headers.append(read_part10_header(path))
-        except DIMSEError as exc:
-            log.warning("skipping %s", exc.message)
-        except OSError as exc:
-            log.warning("skipping %s: %s", path, exc.strerror)
-    return headers
+def part10_files(arguments: Iterable[str]) -> list[Part10File]:
+    """The meta headers of the DICOM files named or under the directories named; the
+    other files are skipped with a warning."""
+    return read_headers(iter_files(arguments), _skipping)
 
 
-def proposed_transfer_syntaxes(transfer_syntax: str) -> list[str]:
-    """The file's own syntax first, then the ones the library can convert it to."""
-    if transfer_syntax not in CONVERTIBLE_TRANSFER_SYNTAXES:
-        return [transfer_syntax]
-    fallbacks = [ts for ts in (EXPLICIT_VR_LE, IMPLICIT_VR_LE) if ts != transfer_syntax]
-    return [transfer_syntax, *fallbacks]
-
-
-def plan_associations(files: Sequence[Part10File]) -> list[tuple[list[Pair], list[Part10File]]]:
-    """Split the files into associations of at most MAX_CONTEXTS distinct pairs."""
-    pairs = list(dict.fromkeys((f.sop_class_uid, f.transfer_syntax) for f in files))
+def plan_associations(
+    files: Sequence[Part10File],
+) -> list[tuple[list[ContextSpec], list[Part10File]]]:
+    """Split the files into associations of at most 128 presentation contexts."""
+    contexts = storage_contexts_for(files)
     plan = []
-    for start in range(0, len(pairs), MAX_CONTEXTS):
-        chunk = pairs[start : start + MAX_CONTEXTS]
-        wanted = set(chunk)
+    for start in range(0, len(contexts), MAX_PRESENTATION_CONTEXTS):
+        chunk = contexts[start : start + MAX_PRESENTATION_CONTEXTS]
+        wanted = {(sop_class, syntaxes[0]) for sop_class, syntaxes in chunk}
         plan.append((chunk, [f for f in files if (f.sop_class_uid, f.transfer_syntax) in wanted]))
     return plan
 
 
-def association_request(args: argparse.Namespace, pairs: Sequence[Pair]) -> DicomAssociate:
-    request = DicomAssociate(True)
-    request.Calling = args.aet
-    request.Called = args.aec
-    request.MaxLength = args.pdu
-    for index, (sop_class, transfer_syntax) in enumerate(pairs):
-        context_id = 2 * index + 1
-        request.AddPresentationContext(
-            context_id, DicomAssociateAcceptResultType.Success, sop_class
-        )
-        for proposed in proposed_transfer_syntaxes(transfer_syntax):
-            request.AddTransfer(context_id, proposed)
-    return request
-
-
-def accepted_contexts(accepted: DicomAssociate) -> dict[str, list[tuple[int, str]]]:
-    """SOP class -> [(context ID, accepted transfer syntax)] of the accepted contexts."""
-    contexts: dict[str, list[tuple[int, str]]] = {}
-    for index in range(accepted.PresentationContextCount):
-        context_id = accepted.GetPresentationContextID(index)
-        if accepted.GetResult(context_id) != DicomAssociateAcceptResultType.Success:
-            continue
-        contexts.setdefault(accepted.GetAbstract(context_id), []).append(
-            (context_id, accepted.GetTransfer(context_id, 0))
-        )
-    return contexts
-
-
-def context_for(contexts: dict[str, list[tuple[int, str]]], file: Part10File) -> int | None:
-    """The context to send ``file`` on: one in its own transfer syntax if accepted, else
-    one the library can convert it to, else None."""
-    candidates = contexts.get(file.sop_class_uid, [])
-    for context_id, transfer_syntax in candidates:
-        if transfer_syntax == file.transfer_syntax:
-            return context_id
-    if file.transfer_syntax in CONVERTIBLE_TRANSFER_SYNTAXES:
-        for context_id, transfer_syntax in candidates:
-            if transfer_syntax in CONVERTIBLE_TRANSFER_SYNTAXES:
-                return context_id
-    return None
-
-
 def store_file(
-    net: DicomNet, context_id: int, file: Part10File, tally: Tally, timeout: float
+    net: DicomNet,
+    contexts: Sequence[NegotiatedContext],
+    file: Part10File,
+    tally: Tally,
+    timeout: float,
 ) -> None:
-    message_id = net.next_message_id()
     try:
-        net.SendCStoreRequest(
-            context_id,
-            message_id,
-            file.sop_class_uid,
-            file.sop_instance_uid,
-            DicomCommandPriorityType.Medium,
-            "",
-            0,
-            file,
+        response = send_instance(
+            net, contexts, file, timeout=timeout + file.data_length / SLOWEST_LINK
         )
     except DIMSEError as exc:  # this file cannot be sent (conversion); the others can
         tally.record_failure(file.path, exc.message)
         return
-    response = net.wait_response(message_id, timeout + file.data_length / SLOWEST_LINK)
-    comment = response.command.get("ErrorComment")
-    tally.record_status(file.path, response.status or 0, str(comment) if comment else "")
+    tally.record_status(file.path, response.status, response.error_comment)
 
 
 def store_batch(
     args: argparse.Namespace,
-    pairs: Sequence[Pair],
+    contexts: Sequence[ContextSpec],
     files: Sequence[Part10File],
     tally: Tally,
     progress: tqdm,
@@ -203,24 +133,21 @@ def store_batch(
     net = DicomNet(None, timeouts=timeouts_from(args))
     done = 0
     try:
-        net.Connect(None, 0, args.peer, args.port)
-        net.wait_connected()
-        net.SendAssociateRequest(association_request(args, pairs))
-        contexts = accepted_contexts(net.wait_associated())
+        request = build_request(args.aet, args.aec, args.pdu, contexts)
+        accepted = open_association(net, args.peer, args.port, request)
+        negotiated = list(negotiated_contexts(request, accepted).values())
         for file in files:
-            context_id = context_for(contexts, file)
-            if context_id is None:
+            if pick_context(negotiated, file.sop_class_uid, file.transfer_syntax) is None:
                 tally.record_failure(
                     file.path,
                     f"the peer accepted neither SOP class {file.sop_class_uid} in "
                     f"{file.transfer_syntax} nor a syntax it can be converted to",
                 )
             else:
-                store_file(net, context_id, file, tally, args.timeout)
+                store_file(net, negotiated, file, tally, args.timeout)
             done += 1
             progress.update()
-        net.SendReleaseRequest()
-        net.wait_released()
+        release(net)
     except DicomException as exc:
         for file in files[done:]:
             tally.record_failure(file.path, exc.message)
@@ -248,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args)
 
-    files = read_headers(scan(args.files))
+    files = part10_files(args.files)
     if not files:
         return fail("storescu", "no DICOM Part-10 files to send")
     tally = Tally()
@@ -257,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(
             total=len(files), unit="file", disable=not sys.stdout.isatty(), file=sys.stdout
         ) as progress:
-            for pairs, batch in plan_associations(files):
-                store_batch(args, pairs, batch, tally, progress)
+            for contexts, batch in plan_associations(files):
+                store_batch(args, contexts, batch, tally, progress)
     finally:
         DicomNet.Shutdown()
     print_summary(tally)

@@ -73,18 +73,24 @@ class FileSource:
         # Read about a MiB at a time (one syscall for many fragments) and hand out views;
         # each block is a new buffer, so queued views stay valid.
         block_size = max(size, _READ_BLOCK // size * size)
-        with open(self.path, "rb") as file:
-            self._file = file
-            file.seek(self.offset)
-            remaining = self.length
-            while remaining:
-                block = memoryview(bytearray(min(block_size, remaining)))
-                if file.readinto(block) != len(block):
-                    raise DIMSEError(f"{self.path} became shorter while it was being sent")
-                remaining -= len(block)
-                for start in range(0, len(block), size):
-                    yield block[start : start + size]
-        self._file = None
+        try:
+            with open(self.path, "rb") as file:
+                self._file = file
+                file.seek(self.offset)
+                remaining = self.length
+                while remaining:
+                    block = memoryview(bytearray(min(block_size, remaining)))
+                    if file.readinto(block) != len(block):
+                        raise DIMSEError(f"{self.path} became shorter while it was being sent")
+                    remaining -= len(block)
+                    for start in range(0, len(block), size):
+                        yield block[start : start + size]
+        except OSError as exc:  # deleted or unreadable after the message was queued
+            raise DIMSEError(
+                f"cannot read {self.path} while sending it: {exc.strerror or exc}"
+            ) from exc
+        finally:
+            self._file = None
 
     def close(self) -> None:
         """Close the file if ``chunks`` left it open (sending stopped halfway)."""

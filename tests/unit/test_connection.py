@@ -9,6 +9,7 @@ are replayed into an acceptor as golden input, whole and in arbitrary chunks.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dicomnet import events as ev
+from dicomnet.config import NetConfig
 from dicomnet.connection import AcceptedContext, Connection
 from dicomnet.dimse.fragment import BytesSource
+from dicomnet.dimse.part10 import part10_source, read_part10_header
 from dicomnet.errors import DicomException
 from dicomnet.fsm import State
 from dicomnet.pdu import (
@@ -33,6 +36,7 @@ from dicomnet.pdu import (
     decode_pdu,
     encode_pdu,
 )
+from dicomnet.sendqueue import StreamError
 from dicomnet.timeouts import Timeouts
 from dicomnet.uids import EXPLICIT_VR_LE, IMPLEMENTATION_CLASS_UID, IMPLICIT_VR_LE, VERIFICATION
 
@@ -113,6 +117,10 @@ def make_ac(max_length: int = 16384) -> AssociateAC:
     )
 
 
+def config(timeouts: Timeouts | None = None, **limits: int) -> NetConfig:
+    return NetConfig(timeouts=timeouts or Timeouts(), **limits)
+
+
 class Link:
     """A requestor and an acceptor joined in memory, with a shared fake clock.
 
@@ -123,10 +131,13 @@ class Link:
         self,
         requestor_timeouts: Timeouts | None = None,
         acceptor_timeouts: Timeouts | None = None,
+        acceptor_config: NetConfig | None = None,
     ) -> None:
         self.now = 1000.0
-        self.requestor = Connection(is_requestor=True, timeouts=requestor_timeouts)
-        self.acceptor = Connection(is_requestor=False, timeouts=acceptor_timeouts)
+        self.requestor = Connection(is_requestor=True, config=config(requestor_timeouts))
+        self.acceptor = Connection(
+            is_requestor=False, config=acceptor_config or config(acceptor_timeouts)
+        )
         self.wire: dict[Connection, list[tuple[int, bytes]]] = {
             self.requestor: [],
             self.acceptor: [],
@@ -483,7 +494,7 @@ def test_lost_connection_while_associated_is_a_provider_abort() -> None:
 
 
 def test_artim_closes_a_connection_that_never_sends_an_associate_rq() -> None:
-    acceptor = Connection(is_requestor=False, timeouts=Timeouts(artim=7))
+    acceptor = Connection(is_requestor=False, config=config(Timeouts(artim=7)))
     acceptor.connection_made(50.0)
     assert acceptor.state is State.Sta2
     assert acceptor.get_timer() == 57.0
@@ -509,7 +520,7 @@ def test_artim_stops_once_the_associate_rq_arrives() -> None:
 
 
 def test_acse_timeout_without_an_associate_response_aborts() -> None:
-    requestor = Connection(is_requestor=True, timeouts=Timeouts(acse=5, artim=3))
+    requestor = Connection(is_requestor=True, config=config(Timeouts(acse=5, artim=3)))
     requestor.connection_made(0.0)
     requestor.send_associate_rq(make_rq(), 0.0)
     assert [t for t, _ in split_pdus(take_output(requestor))] == [ASSOCIATE_RQ]
@@ -753,3 +764,208 @@ def test_recorded_stream_in_random_chunks_gives_the_same_events(
     rec: Recording, sizes: list[int]
 ) -> None:
     assert replay(rec, sizes) == replay(rec, None)
+
+
+# -- limits and the receive buffer ---------------------------------------------------------
+
+
+def test_a_claimed_length_buys_no_memory_until_its_bytes_arrive() -> None:
+    """With "no limit" advertised, a P-DATA-TF may claim up to the hard limit; the buffer
+    grows only as the PDU's bytes come, at most doubling what has arrived."""
+    link = Link(acceptor_config=config(receive_buffer=4096))
+    link.associate(make_rq(), make_ac(max_length=0))
+    claimed = 40 << 20
+    fragment = bytes(6 << 20)
+    pdv_header = struct.pack(">LBB", claimed - 4, 3, 0x03)
+    link.acceptor.receive_data(_HEADER.pack(P_DATA_TF, claimed) + pdv_header, link.now)
+    assert len(link.acceptor.get_buffer()) <= 4096
+    arrived = 12
+    for start in range(0, len(fragment), 1 << 20):
+        piece = fragment[start : start + (1 << 20)]
+        link.acceptor.receive_data(piece, link.now)
+        arrived += len(piece)
+        free = len(link.acceptor.get_buffer())
+        assert arrived + free <= 2 * arrived + 4096
+    assert not link.acceptor.close_requested
+    assert link.acceptor.next_events() == []  # still waiting for the rest of the PDU
+
+
+def test_the_hard_pdu_limit_comes_from_the_config() -> None:
+    link = Link(acceptor_config=config(hard_pdu_limit=100_000))
+    link.associate(make_rq(), make_ac(max_length=0))
+    link.acceptor.receive_data(_HEADER.pack(P_DATA_TF, 100_001), link.now)
+    assert split_pdus(take_output(link.acceptor)) == [(A_ABORT, bytes([0, 0, 2, 6]))]
+
+
+def test_the_largest_other_pdu_comes_from_the_config() -> None:
+    acceptor = Connection(is_requestor=False, config=config(max_non_pdata_length=256))
+    acceptor.connection_made(0.0)
+    rq = encode_pdu(make_rq())
+    assert len(rq) - 6 > 256
+    acceptor.receive_data(rq[:6], 0.0)  # refused from its header alone
+    assert split_pdus(take_output(acceptor)) == [(A_ABORT, bytes(4))]
+    assert acceptor.next_events() == []
+
+
+def test_reads_that_fill_the_buffer_grow_it_up_to_the_busy_size() -> None:
+    link = Link(acceptor_config=config(receive_buffer=1024, max_receive_buffer=4096))
+    link.associate()
+    for message_id in range(200):
+        link.requestor.send_message(1, echo_rsp(message_id), None, link.now)
+    stream = memoryview(take_output(link.requestor))
+    sizes = []
+    while stream:  # a peer faster than the reader: every read fills the buffer
+        buffer = link.acceptor.get_buffer()
+        n = min(len(buffer), len(stream))
+        sizes.append(len(buffer))
+        buffer[:n] = stream[:n]
+        buffer.release()
+        stream = stream[n:]
+        link.acceptor.buffer_updated(n, link.now)
+    # free space offered (a partial PDU may occupy the rest): doubling, then capped
+    assert sizes[0] == 1024 < sizes[1] <= 2048 < sizes[2] <= 4096
+    assert max(sizes) <= 4096
+    assert len(received_messages(link.acceptor)) == 200
+
+
+def test_timeouts_come_from_the_config() -> None:
+    acceptor = Connection(is_requestor=False, config=config(Timeouts(artim=3)))
+    acceptor.connection_made(10.0)
+    assert acceptor.timeouts.artim == 3
+    assert acceptor.get_timer() == 13.0
+
+
+# -- a message that cannot be produced while it is sent ---------------------------------
+
+
+def write_part10_file(path: Path, data_length: int) -> Path:
+    """A CT image Part-10 file (explicit VR little endian) of about ``data_length``
+    bytes of data set."""
+    from pydicom import Dataset
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import UID
+
+    ds = Dataset()
+    ds.SOPClassUID = CT_IMAGE_STORAGE
+    ds.SOPInstanceUID = "1.2.3.4.99"
+    ds.PixelData = bytes(range(256)) * (data_length // 256)
+    ds["PixelData"].VR = "OB"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_VR_LE)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def drain_like_the_loop(connection: Connection, write_limit: int = 1 << 30) -> bytes:
+    """Write the send queue as ``StreamChannel._write`` does, handing a failed stream
+    to the engine; at most ``write_limit`` bytes."""
+    written = bytearray()
+    queue = connection.send_queue
+    while queue and len(written) < write_limit:
+        try:
+            buffers = queue.peek(1 << 20)
+        except StreamError as failure:
+            connection.stream_failed(failure, 0.0)
+            continue
+        data = b"".join(bytes(b) for b in buffers)[: write_limit - len(written)]
+        queue.consume(len(data))
+        written += data
+    return bytes(written)
+
+
+def store_of_truncated_file(tmp_path: Path, keep: int) -> tuple[Link, int]:
+    """Queue a C-STORE of a 3 MiB Part-10 file, then cut its data set to ``keep`` bytes."""
+    path = write_part10_file(tmp_path / "image.dcm", 3 << 20)
+    part10 = read_part10_header(path)
+    link = Link()
+    link.associate(make_rq(max_length=16384), make_ac(max_length=16384))
+    link.requestor.send_message(3, store_rq(41), part10_source(part10, EXPLICIT_VR_LE), link.now)
+    os.truncate(path, part10.data_offset + keep)
+    return link, part10.data_length
+
+
+@pytest.mark.parametrize("keep", [0, 1_500_000])
+def test_a_file_truncated_while_queued_aborts_after_the_pdus_already_made(
+    tmp_path: Path, keep: int
+) -> None:
+    link, _ = store_of_truncated_file(tmp_path, keep)
+    link.requestor.send_message(1, echo_rsp(7), None, link.now)  # queued behind: never sent
+    pdus = split_pdus(drain_like_the_loop(link.requestor))
+    assert [t for t, _ in pdus[:-1]] == [P_DATA_TF] * (len(pdus) - 1)
+    assert pdus[-1] == (A_ABORT, bytes([0, 0, 2, 0]))  # service provider, not specified
+    controls = [c for _, body in pdus[:-1] for _, c, _ in pdvs(body)]
+    if keep == 0:  # the failure came before any PDU was written: the abort goes alone
+        assert controls == []
+    else:  # the whole command, then data never marked last, then nothing but the abort
+        assert controls[0] == 0x03
+        assert set(controls[1:]) == {0x00}
+        sent_data = sum(len(f) for _, body in pdus[:-1] for _, c, f in pdvs(body) if c == 0)
+        assert 0 < sent_data <= keep
+    events = link.requestor.next_events()
+    assert kinds(events) == [ev.SendFailed, ev.ProviderAborted]
+    failed = events[0]
+    assert isinstance(failed, ev.SendFailed)
+    assert (failed.context_id, failed.message_id, failed.command_field) == (3, 41, 0x0001)
+    assert "shorter" in failed.description
+    assert events[1] == ev.ProviderAborted(0, failed.description)
+    assert link.requestor.state is State.Sta13  # AA-1: waits for the peer to close
+    assert not link.requestor.send_queue
+    link.acceptor.receive_data(b"".join(pdu_bytes(t, b) for t, b in pdus), link.now)
+    assert kinds(link.acceptor.next_events()) == [ev.AbortReceived, ev.TransportClosed]
+    link.requestor.connection_lost(link.now)
+    assert link.requestor.next_events() == [ev.TransportClosed(failed.description, timed_out=False)]
+
+
+def test_a_failure_with_a_pdu_half_written_finishes_that_pdu_then_aborts(
+    tmp_path: Path,
+) -> None:
+    link, _ = store_of_truncated_file(tmp_path, 1_500_000)
+    queue = link.requestor.send_queue
+    # the writer got part way into a data PDU made from the first, readable, MiB
+    head = drain_like_the_loop(link.requestor, write_limit=(1 << 20) - 5000)
+    assert link.requestor.next_events() == []
+    rest = drain_like_the_loop(link.requestor)
+    pdus = split_pdus(head + rest)  # whole PDUs: the half one was finished
+    assert pdus[-1] == (A_ABORT, bytes([0, 0, 2, 0]))
+    assert all(t == P_DATA_TF for t, _ in pdus[:-1])
+    assert kinds(link.requestor.next_events()) == [ev.SendFailed, ev.ProviderAborted]
+    assert not queue
+
+
+def test_a_deleted_file_fails_its_response_message_by_the_id_it_answers(
+    tmp_path: Path,
+) -> None:
+    path = write_part10_file(tmp_path / "gone.dcm", 4096)
+    link = Link()
+    link.associate()
+    response = {
+        "CommandField": 0x8010,  # a C-GET response carrying a data set
+        "MessageIDBeingRespondedTo": 9,
+        "AffectedSOPClassUID": CT_IMAGE_STORAGE,
+        "CommandDataSetType": 0x0001,
+        "Status": 0xFF00,
+    }
+    source = part10_source(read_part10_header(path), EXPLICIT_VR_LE)
+    link.acceptor.send_message(3, response, source, link.now)
+    path.unlink()
+    drain_like_the_loop(link.acceptor)
+    failed, aborted = link.acceptor.next_events()
+    assert isinstance(failed, ev.SendFailed)
+    assert (failed.message_id, failed.command_field) == (9, 0x8010)
+    assert "cannot read" in failed.description
+    assert isinstance(aborted, ev.ProviderAborted)
+
+
+def test_a_peer_abort_drops_what_was_still_queued() -> None:
+    link = Link()
+    link.associate()
+    link.acceptor.send_message(3, store_rq(1), BytesSource(bytes(100_000)), link.now)
+    link.requestor.send_abort(0, 0, link.now)
+    link.deliver(link.requestor)
+    assert kinds(link.acceptor.next_events()) == [ev.AbortReceived, ev.TransportClosed]
+    assert link.acceptor.close_requested
+    assert not link.acceptor.send_queue  # AA-3 closes: nothing more goes out
+
+
+def pdu_bytes(pdu_type: int, body: bytes) -> bytes:
+    return _HEADER.pack(pdu_type, len(body)) + body

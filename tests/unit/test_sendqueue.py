@@ -2,16 +2,18 @@
 
 A fake writer drains the queue the way the selector loop does (``peek``, write some,
 ``consume`` what was written) so partial writes can be placed at every byte offset.
+Streams that fail while producing a PDU are reported by ``peek`` as ``StreamError``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dicomnet.sendqueue import Buffer, SendQueue
+from dicomnet.sendqueue import Buffer, SendQueue, StreamError
 
 PDATA, RELEASE_RP, ABORT = 0x04, 0x06, 0x07
 
@@ -203,3 +205,63 @@ def test_empty_buffers_are_ignored() -> None:
     queue = SendQueue()
     queue.push(RELEASE_RP, [b"", PDU_B[:3], b"", PDU_B[3:]])
     assert drain(queue, [2]) == (PDU_B, [(RELEASE_RP, len(PDU_B))])
+
+
+class BrokenStream:
+    """Produces ``good`` PDUs, then fails as an unreadable file would."""
+
+    def __init__(self, good: list[bytes]) -> None:
+        self.good = good
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[list[Buffer]]:
+        for pdu in self.good:
+            self.pulled += 1
+            yield [pdu]
+        raise OSError(5, "Input/output error")
+
+
+def test_a_failing_stream_is_reported_once_by_peek_with_its_label_and_cause() -> None:
+    good = [pdu_bytes(PDATA, b"g" * 20)]
+    queue = SendQueue()
+    queue.push_stream(PDATA, iter(BrokenStream(good)), label="message 7")
+    queue.push(RELEASE_RP, [PDU_B])
+    with pytest.raises(StreamError) as raised:
+        queue.peek(1 << 16)
+    assert raised.value.label == "message 7"
+    assert isinstance(raised.value.cause, OSError)
+    assert raised.value.__cause__ is raised.value.cause
+    # the PDU made before the failure is still there, then what was queued after it
+    written, finished = drain(queue, [1 << 16])
+    assert written == good[0] + PDU_B
+    assert finished == [(PDATA, len(good[0])), (RELEASE_RP, len(PDU_B))]
+
+
+def test_nothing_queued_after_a_failed_stream_is_made_before_the_failure_is_seen() -> None:
+    after = RecordingStream([pdu_bytes(PDATA, b"a" * 10)])
+    queue = SendQueue()
+    queue.push_stream(PDATA, iter(BrokenStream([])))
+    queue.push_stream(PDATA, iter(after))
+    assert queue  # the pending failure makes the queue worth a peek
+    assert after.pulled == 0
+    with pytest.raises(StreamError):
+        queue.peek(1 << 16)
+    assert after.pulled == 0
+    queue.cancel_pending()  # what an engine does before its A-ABORT
+    assert not queue
+    assert after.pulled == 0  # dropped without ever being produced
+
+
+def test_a_failure_keeps_the_partly_written_pdu_whole_for_what_follows() -> None:
+    first = pdu_bytes(PDATA, b"p" * 30)
+    queue = SendQueue()
+    queue.push_stream(PDATA, iter(BrokenStream([first])))
+    head = b"".join(queue.peek(1))[:8]
+    queue.consume(8)
+    with pytest.raises(StreamError):
+        queue.peek(1 << 16)
+    queue.cancel_pending()
+    queue.push(ABORT, [pdu_bytes(ABORT, b"\x00\x00\x02\x00")])
+    written, finished = drain(queue, [5])
+    assert head + written == first + pdu_bytes(ABORT, b"\x00\x00\x02\x00")
+    assert finished == [(PDATA, len(first)), (ABORT, 10)]

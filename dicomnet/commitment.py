@@ -1,10 +1,11 @@
-"""What the Storage Commitment Push Model samples share (PS3.4 annex J).
+"""Storage Commitment Push Model data sets and checks (PS3.4 annex J).
 
-The presentation context both sides negotiate for the SOP class (its UIDs are in
-``dicomnet.sopclasses``) and the two data sets of the service: the N-ACTION Action Information
-(Table J.3-1: Transaction UID, Referenced SOP Sequence) and the N-EVENT-REPORT Event
-Information (Table J.3-2: event type 1 when everything was committed, 2 when failures
-exist, listed in Failed SOP Sequence with a Failure Reason each).
+The association both sides negotiate, the N-ACTION Action Information (Table
+J.3-1: Transaction UID, Referenced SOP Sequence) and the N-EVENT-REPORT Event Information
+(Table J.3-2: event type 1 when everything was committed, 2 when failures exist, listed
+in Failed SOP Sequence with a Failure Reason each), built and parsed; the checks an SCP
+makes of an N-ACTION and an SCU of an N-EVENT-REPORT, with the status to answer; and the
+two blocking requests (N-ACTION, N-EVENT-REPORT).
 """
 
 from __future__ import annotations
@@ -12,26 +13,41 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from common import is_valid_uid
 from pydicom import Dataset
 
-from dicomnet import DicomAssociate, DicomAssociateAcceptResultType
-from dicomnet.dimse.status import status_description
-from dicomnet.sopclasses import STORAGE_COMMITMENT_PUSH
-from dicomnet.uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE
+from .associate import DicomAssociate
+from .dimse.status import status_description
+from .enums import DicomCommandStatusType
+from .net import DicomNet
+from .response import Response
+from .scu import build_request
+from .sopclasses import STORAGE_COMMITMENT_PUSH, STORAGE_COMMITMENT_PUSH_INSTANCE
+from .uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE, is_valid_uid
 
 COMMITMENT_TRANSFER_SYNTAXES = (EXPLICIT_VR_LE, IMPLICIT_VR_LE)
 REQUEST_COMMITMENT = 1  # Action Type ID (J.3.2.1.1)
 ALL_COMMITTED = 1  # Event Type IDs (J.3.3.1.1)
 FAILURES_EXIST = 2
 
-# Failure Reason values (PS3.4 J.3.3.1.1) this sample uses.
+# Failure Reason values (PS3.4 J.3.3.1.1).
+PROCESSING_FAILURE = 0x0110
 NO_SUCH_OBJECT_INSTANCE = 0x0112
+RESOURCE_LIMITATION = 0x0213
+REFERENCED_SOP_CLASS_NOT_SUPPORTED = 0x0122
 CLASS_INSTANCE_CONFLICT = 0x0119
+DUPLICATE_TRANSACTION_UID = 0x0131
 
 
 class InvalidCommitmentData(ValueError):
     """An Action or Event Information data set that PS3.4 annex J does not allow."""
+
+
+class CommitmentRefused(Exception):
+    """A request to refuse: the status to answer with, and the reason (Error Comment)."""
+
+    def __init__(self, status: int, comment: str) -> None:
+        super().__init__(comment)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -66,17 +82,20 @@ class CommitmentResult:
         return FAILURES_EXIST if self.failed else ALL_COMMITTED
 
 
-def add_commitment_context(request: DicomAssociate, context_id: int, *, as_scp: bool) -> None:
-    """Propose Storage Commitment on ``context_id``. ``as_scp``: the requestor acts as
-    the SCP (a report on a new association, J.3.3), proposed by role selection with the
-    SCU role off, so the commitment SCU accepts it as its peer's SCP role."""
-    request.AddPresentationContext(
-        context_id, DicomAssociateAcceptResultType.Success, STORAGE_COMMITMENT_PUSH
+def commitment_association(
+    calling: str, called: str, max_pdu: int, *, as_scp: bool
+) -> DicomAssociate:
+    """An A-ASSOCIATE-RQ proposing Storage Commitment on context 1. ``as_scp``: the
+    requestor acts as the SCP (a report on a new association, J.3.3), proposed by role
+    selection with the SCU role off, so the commitment SCU accepts it as its peer's SCP
+    role."""
+    return build_request(
+        calling,
+        called,
+        max_pdu,
+        [(STORAGE_COMMITMENT_PUSH, COMMITMENT_TRANSFER_SYNTAXES)],
+        scp_role_for=(STORAGE_COMMITMENT_PUSH,) if as_scp else (),
     )
-    for transfer_syntax in COMMITMENT_TRANSFER_SYNTAXES:
-        request.AddTransfer(context_id, transfer_syntax)
-    if as_scp:
-        request.SetRoleSelect(context_id, True, 0, 1)
 
 
 def _reference_item(reference: SopReference) -> Dataset:
@@ -113,7 +132,7 @@ def commitment_report(result: CommitmentResult) -> Dataset:
 
 def _transaction_uid(information: Dataset) -> str:
     value = str(information.get("TransactionUID", "") or "")
-    if not is_valid_uid(value):
+    if not is_valid_uid(value, strict=False):
         raise InvalidCommitmentData(f"Transaction UID {value!r} is missing or not a UID")
     return value
 
@@ -123,7 +142,7 @@ def _references(items: Sequence[Dataset], what: str) -> list[SopReference]:
     for number, item in enumerate(items, start=1):
         sop_class = str(item.get("ReferencedSOPClassUID", "") or "")
         sop_instance = str(item.get("ReferencedSOPInstanceUID", "") or "")
-        if not (is_valid_uid(sop_class) and is_valid_uid(sop_instance)):
+        if not (is_valid_uid(sop_class, strict=False) and is_valid_uid(sop_instance, strict=False)):
             raise InvalidCommitmentData(
                 f"item {number} of {what} lacks a valid Referenced SOP Class/Instance UID"
             )
@@ -167,3 +186,84 @@ def parse_commitment_report(event_type: int, information: Dataset | None) -> Com
             f"Event Type ID {event_type} with {len(failed)} failed instance(s)"
         )
     return result
+
+
+def check_commitment_request(
+    sop_class: str, instance: str, action: int, information: Dataset | None
+) -> tuple[str, list[SopReference]]:
+    """What an SCP checks of an N-ACTION (J.3.2.1.2): (Transaction UID, references) of
+    a valid Request Storage Commitment; raises ``CommitmentRefused`` with the status."""
+    if sop_class != STORAGE_COMMITMENT_PUSH:
+        raise CommitmentRefused(
+            DicomCommandStatusType.NoSuchClass, f"no N-ACTION for SOP class {sop_class}"
+        )
+    if instance != STORAGE_COMMITMENT_PUSH_INSTANCE:
+        raise CommitmentRefused(
+            DicomCommandStatusType.NoSuchObjectInstance,
+            "not the well-known Storage Commitment instance",
+        )
+    if action != REQUEST_COMMITMENT:
+        raise CommitmentRefused(
+            DicomCommandStatusType.NoSuchActionType, f"no Action Type ID {action}"
+        )
+    try:
+        return parse_commitment_request(information)
+    except InvalidCommitmentData as exc:
+        raise CommitmentRefused(DicomCommandStatusType.InvalidArgumentValue, str(exc)) from exc
+
+
+def check_commitment_report(
+    sop_class: str, event_type: int, information: Dataset | None
+) -> CommitmentResult:
+    """What an SCU checks of an N-EVENT-REPORT (J.3.3.1.3): its result; raises
+    ``CommitmentRefused`` with the status to answer."""
+    if sop_class != STORAGE_COMMITMENT_PUSH:
+        raise CommitmentRefused(
+            DicomCommandStatusType.NoSuchClass, f"no N-EVENT-REPORT for SOP class {sop_class}"
+        )
+    try:
+        return parse_commitment_report(event_type, information)
+    except InvalidCommitmentData as exc:
+        known = event_type in (ALL_COMMITTED, FAILURES_EXIST)
+        status = (
+            DicomCommandStatusType.InvalidArgumentValue
+            if known
+            else DicomCommandStatusType.NoSuchEventType
+        )
+        raise CommitmentRefused(status, str(exc)) from exc
+
+
+def request_commitment(
+    net: DicomNet,
+    presentation_id: int,
+    transaction_uid: str,
+    references: Iterable[SopReference],
+    timeout: float | None = None,
+) -> Response:
+    """Send the N-ACTION Request Storage Commitment and wait for its response."""
+    message_id = net.next_message_id()
+    net.SendNActionRequest(
+        presentation_id,
+        message_id,
+        STORAGE_COMMITMENT_PUSH,
+        STORAGE_COMMITMENT_PUSH_INSTANCE,
+        REQUEST_COMMITMENT,
+        commitment_request(transaction_uid, references),
+    )
+    return net.wait_response(message_id, timeout)
+
+
+def send_commitment_report(
+    net: DicomNet, presentation_id: int, result: CommitmentResult, timeout: float | None = None
+) -> Response:
+    """Send the N-EVENT-REPORT of ``result`` and wait for its response."""
+    message_id = net.next_message_id()
+    net.SendNReportRequest(
+        presentation_id,
+        message_id,
+        STORAGE_COMMITMENT_PUSH,
+        STORAGE_COMMITMENT_PUSH_INSTANCE,
+        result.event_type,
+        commitment_report(result),
+    )
+    return net.wait_response(message_id, timeout)

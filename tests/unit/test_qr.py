@@ -1,12 +1,11 @@
-"""samples/qrcommon.py without sockets: -k key parsing, PS3.4 C.2.2.2 matching, the
-in-memory index's levels and responses, and the small association helpers."""
+"""dicomnet.qr without sockets: key parsing, PS3.4 C.2.2.2 matching, the in-memory
+index's levels and responses; and the association helpers of dicomnet.scu and
+dicomnet.storage that the query/retrieve SCU and SCP use."""
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import fnmatch
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,27 +25,21 @@ from pydicom.uid import (
     generate_uid,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "samples"))
-
-import qrcommon  # noqa: E402
-from common import parse_ae_address  # noqa: E402
-from qrcommon import (  # noqa: E402
+from dicomnet import DicomRoleSupport, NegotiatedContext, Part10File
+from dicomnet.qr import (
+    InvalidKey,
     MemoryIndex,
-    add_model_options,
     build_identifier,
-    build_request,
     element_matches,
+    failed_instances,
     format_identifier,
     parse_key,
-    pick_context,
     query_level,
-    storage_contexts_for,
+    retrieve_request,
 )
-
-from dicomnet import DicomRoleSupport  # noqa: E402
-from dicomnet.associate import NegotiatedContext  # noqa: E402
-from dicomnet.dimse.part10 import Part10File  # noqa: E402
-from dicomnet.sopclasses import PATIENT_ROOT_FIND, STUDY_ROOT_GET  # noqa: E402
+from dicomnet.scu import build_request
+from dicomnet.sopclasses import PATIENT_ROOT_FIND, STUDY_ROOT_GET
+from dicomnet.storage import pick_context, storage_contexts_for
 
 # -- -k keys -------------------------------------------------------------------------
 
@@ -111,7 +104,7 @@ def test_a_bare_sequence_key_is_an_empty_sequence() -> None:
     ],
 )
 def test_bad_keys_say_why(text: str, reason: str) -> None:
-    with pytest.raises(argparse.ArgumentTypeError, match=reason.replace("[", r"\[")):
+    with pytest.raises(InvalidKey, match=reason.replace("[", r"\[")):
         parse_key(text)
 
 
@@ -122,20 +115,6 @@ def test_default_level_only_when_none_given_and_the_last_key_wins() -> None:
     assert "QueryRetrieveLevel" not in build_identifier([parse_key("PatientID")], None)
     later = build_identifier([parse_key("PatientID=A"), parse_key("PatientID=B")])
     assert later.PatientID == "B"
-
-
-def test_model_options_parse_like_dcmtk() -> None:
-    parser = argparse.ArgumentParser()
-    add_model_options(parser, worklist=True)
-    args = parser.parse_args(["-P", "-k", "PatientName=X", "-k", "(0010,0020)"])
-    assert args.model == "patient"
-    assert [key.element.keyword for key in args.keys] == ["PatientName", "PatientID"]
-    assert parser.parse_args([]).model == "study"
-    assert parser.parse_args(["-W"]).model == "worklist"
-    with pytest.raises(SystemExit):
-        parser.parse_args(["-k", "NoSuchKeyword=1"])
-    with pytest.raises(SystemExit):
-        parser.parse_args(["-P", "-S"])
 
 
 # -- matching ------------------------------------------------------------------------
@@ -409,7 +388,7 @@ def test_a_stored_instance_replaces_the_one_with_its_uid(tmp_path: Path) -> None
     assert index.files("IMAGE", query("IMAGE")) == [str(replacement)]
 
 
-# -- associations ----------------------------------------------------------
+# -- associations ----------------------------------------------------------------
 
 
 def negotiated(context_id: int, sop_class: str, transfer_syntax: str) -> NegotiatedContext:
@@ -442,7 +421,6 @@ def test_storage_contexts_one_per_class_and_transfer_syntax() -> None:
         (CTImageStorage, [ImplicitVRLittleEndian, ExplicitVRLittleEndian]),
         (CTImageStorage, [JPEGLossless]),
     ]
-    assert len(storage_contexts_for(files, limit=1)) == 1
 
 
 def test_requests_propose_the_scp_role_for_storage_only() -> None:
@@ -464,21 +442,6 @@ def test_requests_propose_the_scp_role_for_storage_only() -> None:
     assert request.GetTransferCount(3) == 2
 
 
-def test_move_destinations_parse() -> None:
-    assert parse_ae_address("STORE=127.0.0.1:104") == ("STORE", ("127.0.0.1", 104))
-    assert parse_ae_address("X=::1:11112") == ("X", ("::1", 11112))
-    for bad in (
-        "STORE",
-        "STORE=host",
-        "=h:1",
-        "STORE=h:0",
-        "STORE=h:x",
-        "A_VERY_LONG_AE_TITLE=h:1",
-    ):
-        with pytest.raises(argparse.ArgumentTypeError):
-            parse_ae_address(bad)
-
-
 def test_identifiers_print_one_line_per_element() -> None:
     ds = Dataset()
     ds.PatientName = "DOE^JOHN"
@@ -497,6 +460,24 @@ def test_identifiers_print_one_line_per_element() -> None:
     ]
 
 
-def test_progress_leaves_out_an_absent_remaining_count() -> None:
-    assert qrcommon.format_progress(3, 2, 1, 0) == "remaining 3, completed 2, failed 1, warning 0"
-    assert qrcommon.format_progress(-1, 2, 1, 0) == "completed 2, failed 1, warning 0"
+def test_a_get_request_takes_the_scp_role_for_the_storage_classes() -> None:
+    request = retrieve_request("ME", "YOU", 16384, STUDY_ROOT_GET, [CTImageStorage, MRImageStorage])
+    assert [request.GetAbstract(request.GetPresentationContextID(i)) for i in range(3)] == [
+        STUDY_ROOT_GET,
+        CTImageStorage,
+        MRImageStorage,
+    ]
+    assert not request.IsRoleSelect(1)
+    assert request.IsRoleSelect(3) and request.IsRoleSelect(5)
+    assert request.GetProviderRole(5) == DicomRoleSupport.Supported
+    with pytest.raises(ValueError, match="128 storage SOP classes do not fit in 127"):
+        retrieve_request("ME", "YOU", 16384, STUDY_ROOT_GET, [f"1.2.3.{n}" for n in range(128)])
+
+
+def test_failed_instances_read_one_or_several_uids() -> None:
+    identifier = Dataset()
+    assert failed_instances(None) == [] and failed_instances(identifier) == []
+    identifier.FailedSOPInstanceUIDList = "1.2.3"
+    assert failed_instances(identifier) == ["1.2.3"]
+    identifier.FailedSOPInstanceUIDList = ["1.2.3", "1.2.4"]
+    assert failed_instances(identifier) == ["1.2.3", "1.2.4"]

@@ -1,0 +1,481 @@
+"""The SCP side of Query/Retrieve (PS3.4 C.4.1 C-FIND, C.4.2 C-MOVE, C.4.3 C-GET) over
+a ``QueryIndex``, with C-CANCEL.
+
+``QueryRetrieveServer`` listens; each association is a ``QueryRetrieveConnection``
+that answers C-FIND with one pending response per match, and C-GET and C-MOVE by
+C-STOREs of the matching instances: for C-GET on the same association, on the contexts
+where the requestor took the SCP role; for C-MOVE on a sub-association to the move
+destination, known by AE title. A pending response with the counts follows each
+sub-operation; the final status is Success, Warning (B000) when some failed or warned,
+or Cancel after C-CANCEL, the final identifier listing the failed instances (Failed SOP
+Instance UID List). Callbacks must not block, so every request is worked on through
+``DicomNet.run_in_background``; C-CANCEL stops it between two responses.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+from pydicom import Dataset
+
+from ..associate import (
+    DEFAULT_MAX_LENGTH,
+    MAX_PRESENTATION_CONTEXTS,
+    NegotiatedContext,
+    negotiated_contexts,
+)
+from ..dimse.part10 import Part10File
+from ..dimse.status import StatusCategory, status_category
+from ..enums import DicomCommandPriorityType, DicomCommandStatusType
+from ..errors import DicomException
+from ..net import DicomNet
+from ..scu import build_request, open_association, release
+from ..server import VERIFICATION_ONLY, AcceptedConnection, AcceptingServer
+from ..sopclasses import STORAGE_SOP_CLASSES
+from ..storage import read_headers, send_instance, storage_contexts_for
+from ..timeouts import Timeouts
+from ..uids import UNCOMPRESSED_TRANSFER_SYNTAXES
+from .index import QueryIndex
+from .models import LEVELS_OF_MODEL, query_level
+
+log = logging.getLogger("dicomnet.qr")
+
+IDENTIFIER_DOES_NOT_MATCH = 0xA900  # PS3.4 C.4.1.1.4: identifier does not match SOP class
+UNABLE_TO_PROCESS = 0xC000  # PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4
+MAX_ERROR_COMMENT = 64  # Error Comment is an LO
+
+QUERY_RETRIEVE_SUPPORTED: Mapping[str, Sequence[str]] = {
+    **VERIFICATION_ONLY,
+    **dict.fromkeys(LEVELS_OF_MODEL, UNCOMPRESSED_TRANSFER_SYNTAXES),
+}
+"""``supported`` for a Q/R SCP: the Patient and Study Root models, plus Verification."""
+
+
+class RetrieveResponder(Protocol):
+    """``SendCGetResponse``/``SendCMoveResponse`` bound to one request."""
+
+    def __call__(
+        self,
+        status: int,
+        remaining: int,
+        completed: int,
+        failed: int,
+        warning: int,
+        data_set: Dataset | None,
+        **extra: Any,
+    ) -> None: ...
+
+
+Store = Callable[[Part10File], int]
+"""Sends one sub-operation's C-STORE; its response status (raises when it cannot)."""
+
+
+def error_comment(error: Exception | str) -> dict[str, str]:
+    """The ``ErrorComment`` keyword argument of a response, cut to its 64 characters."""
+    return {"ErrorComment": str(error)[:MAX_ERROR_COMMENT]}
+
+
+def failed_identifier(instance_uids: Sequence[str]) -> Dataset | None:
+    """A final C-GET/C-MOVE response's identifier: the Failed SOP Instance UID List
+    (0008,0058); None when nothing failed."""
+    if not instance_uids:
+        return None
+    identifier = Dataset()
+    identifier.FailedSOPInstanceUIDList = list(instance_uids)
+    return identifier
+
+
+@dataclass
+class SubOperations:
+    """The counts a C-GET/C-MOVE reports (PS3.4 C.4.2.3.1, C.4.3.3.1)."""
+
+    remaining: int
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    failed_uids: list[str] = field(default_factory=list)
+
+    def record(self, instance_uid: str, status: int | None) -> None:
+        """One sub-operation's C-STORE status (None: it could not be sent)."""
+        self.remaining -= 1
+        category = StatusCategory.FAILURE if status is None else status_category(status)
+        if category is StatusCategory.SUCCESS:
+            self.completed += 1
+        elif category is StatusCategory.WARNING:
+            self.warning += 1
+        else:
+            self.failed += 1
+            self.failed_uids.append(instance_uid)
+
+    def counts(self, with_remaining: bool) -> tuple[int, int, int, int]:
+        """(remaining, completed, failed, warning); remaining -1 (left out) unless asked."""
+        remaining = self.remaining if with_remaining else -1
+        return remaining, self.completed, self.failed, self.warning
+
+    @property
+    def final_status(self) -> int:
+        """Success, or Warning (B000) when some sub-operation failed or warned."""
+        if self.failed or self.warning:
+            return DicomCommandStatusType.Warning
+        return DicomCommandStatusType.Success
+
+
+def run_suboperations(
+    files: Sequence[Part10File],
+    store: Store,
+    respond: RetrieveResponder,
+    cancelled: Callable[[], bool],
+    unreadable: int = 0,
+) -> SubOperations:
+    """C-STORE each file with ``store``, a pending response with the counts after each
+    but the last, then the final response; when ``cancelled()`` turns true, stop before
+    the next one with a final Cancel (FE00) response. ``unreadable`` files (matched but
+    not readable) count as failed from the start. Returns the counts."""
+    progress = SubOperations(remaining=len(files), failed=unreadable)
+    for part10 in files:
+        if cancelled():
+            respond(
+                DicomCommandStatusType.Cancel,
+                *progress.counts(True),
+                failed_identifier(progress.failed_uids),
+            )
+            return progress
+        status: int | None
+        try:
+            status = store(part10)
+        except DicomException as exc:
+            log.warning("sub-operation for %s failed: %s", part10.path, exc)
+            status = None
+        progress.record(part10.sop_instance_uid, status)
+        if progress.remaining:
+            respond(DicomCommandStatusType.Pending, *progress.counts(True), None)
+    respond(progress.final_status, *progress.counts(False), failed_identifier(progress.failed_uids))
+    return progress
+
+
+class BackgroundRequests:
+    """The requests of one association being worked on off the loop thread, each
+    stoppable by the C-CANCEL of its message ID."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancel: dict[int, threading.Event] = {}
+
+    def start(
+        self,
+        message_id: int,
+        work: Callable[[threading.Event], None],
+        respond_failure: Callable[[Exception], None],
+    ) -> Future[None]:
+        """Run ``work(cancel)`` through ``DicomNet.run_in_background``; a C-CANCEL of
+        ``message_id`` sets ``cancel``. When the work raises, ``respond_failure(error)``
+        sends the final response, so the requestor is not left waiting."""
+        cancel = threading.Event()
+        with self._lock:
+            self._cancel[message_id] = cancel
+
+        def run() -> None:
+            try:
+                work(cancel)
+            except Exception as exc:  # whatever broke, the request needs its final response
+                log.warning("message %d failed: %s", message_id, exc)
+                try:
+                    respond_failure(exc)
+                except DicomException as lost:  # the association is gone
+                    log.info("message %d: final response not sent: %s", message_id, lost)
+            finally:
+                with self._lock:
+                    self._cancel.pop(message_id, None)
+
+        return DicomNet.run_in_background(run)
+
+    def cancel(self, message_id: int) -> bool:
+        """Ask the request ``message_id`` to stop; False when it is not running."""
+        with self._lock:
+            cancel = self._cancel.get(message_id)
+        if cancel is None:
+            return False
+        cancel.set()
+        return True
+
+
+class QueryRetrieveConnection(AcceptedConnection):
+    """One association with a Q/R SCU: C-FIND, C-GET and C-MOVE on the server's index,
+    plus C-ECHO. Subclasses may add services (C-STORE into the archive...)."""
+
+    listener: QueryRetrieveServer
+
+    def __init__(self, listener: QueryRetrieveServer) -> None:
+        super().__init__(listener)
+        self.requests = BackgroundRequests()
+
+    # -- callbacks (loop thread): hand each request to a worker -------------------------
+
+    def OnReceiveCFindRequest(
+        self,
+        presentation_id: int,
+        message_id: int,
+        affected_class: str,
+        priority: DicomCommandPriorityType,
+        data_set: Dataset | None,
+    ) -> None:
+        respond = partial(self.SendCFindResponse, presentation_id, message_id, affected_class)
+        self.requests.start(
+            message_id,
+            partial(self.find, respond, message_id, affected_class, data_set or Dataset()),
+            lambda exc: respond(UNABLE_TO_PROCESS, None, **error_comment(exc)),
+        )
+
+    def OnReceiveCGetRequest(
+        self,
+        presentation_id: int,
+        message_id: int,
+        affected_class: str,
+        priority: DicomCommandPriorityType,
+        data_set: Dataset | None,
+    ) -> None:
+        respond = partial(self.SendCGetResponse, presentation_id, message_id, affected_class)
+        self.requests.start(
+            message_id,
+            partial(self.get, respond, affected_class, data_set or Dataset()),
+            partial(_respond_unable, respond),
+        )
+
+    def OnReceiveCMoveRequest(
+        self,
+        presentation_id: int,
+        message_id: int,
+        affected_class: str,
+        priority: DicomCommandPriorityType,
+        move_ae: str,
+        data_set: Dataset | None,
+    ) -> None:
+        respond = partial(self.SendCMoveResponse, presentation_id, message_id, affected_class)
+        self.requests.start(
+            message_id,
+            partial(
+                self.move,
+                respond,
+                message_id,
+                affected_class,
+                move_ae.strip(),
+                data_set or Dataset(),
+            ),
+            partial(_respond_unable, respond),
+        )
+
+    def OnReceiveCCancelRequest(self, presentation_id: int, message_id: int) -> None:
+        if self.requests.cancel(message_id):
+            log.info("C-CANCEL for message %d", message_id)
+
+    # -- the work (worker threads) -------------------------------------------------------
+
+    def find(
+        self,
+        respond: Callable[..., None],
+        message_id: int,
+        affected_class: str,
+        identifier: Dataset,
+        cancel: threading.Event,
+    ) -> None:
+        """Answer a C-FIND: a pending response per match, then Success or Cancel."""
+        try:
+            level = query_level(affected_class, identifier)
+        except ValueError as exc:
+            respond(IDENTIFIER_DOES_NOT_MATCH, None, **error_comment(exc))
+            return
+        matches = 0
+        for match in self.listener.index.find(level, identifier):
+            if cancel.is_set():
+                break
+            match.RetrieveAETitle = self.listener.ae_title
+            respond(DicomCommandStatusType.Pending, match)
+            matches += 1
+        cancelled = cancel.is_set()
+        log.info(
+            "C-FIND %d: %d match(es)%s", message_id, matches, ", cancelled" if cancelled else ""
+        )
+        respond(
+            DicomCommandStatusType.Cancel if cancelled else DicomCommandStatusType.Success, None
+        )
+
+    def get(
+        self,
+        respond: RetrieveResponder,
+        affected_class: str,
+        identifier: Dataset,
+        cancel: threading.Event,
+    ) -> None:
+        """Answer a C-GET: C-STOREs on this association, where the requestor is SCP."""
+        headers, unreadable = self._retrieve_headers(affected_class, identifier, respond)
+        if headers is None:
+            return
+        contexts = [context for context in self._negotiated() if context.requestor_is_scp]
+        store = partial(_store_status, self, contexts, "", 0)
+        run_suboperations(headers, store, respond, cancel.is_set, unreadable)
+
+    def move(
+        self,
+        respond: RetrieveResponder,
+        message_id: int,
+        affected_class: str,
+        destination: str,
+        identifier: Dataset,
+        cancel: threading.Event,
+    ) -> None:
+        """Answer a C-MOVE: C-STOREs on a sub-association to ``destination``."""
+        address = self.listener.destinations.get(destination)
+        if address is None:
+            respond(
+                DicomCommandStatusType.RefusedMoveDestinationUnknown,
+                -1,
+                0,
+                0,
+                0,
+                None,
+                **error_comment(f"unknown move destination {destination}"),
+            )
+            return
+        headers, unreadable = self._retrieve_headers(affected_class, identifier, respond)
+        if headers is None:
+            return
+        if not headers:  # nothing to send, so no sub-association: the final response only
+            nothing = SubOperations(remaining=0, failed=unreadable)
+            respond(nothing.final_status, *nothing.counts(False), None)
+            return
+        sub = DicomNet(None, timeouts=self.timeouts)
+        try:
+            contexts = self._open_sub_association(sub, destination, address, headers)
+        except DicomException as exc:
+            log.warning("C-MOVE %d: cannot associate with %s: %s", message_id, destination, exc)
+            sub.Close()
+            respond(
+                DicomCommandStatusType.RefusedUnableToPerformSuboperations,
+                -1,
+                0,
+                len(headers) + unreadable,
+                0,
+                failed_identifier([h.sop_instance_uid for h in headers]),
+                **error_comment(exc),
+            )
+            return
+        request = self.association_request
+        originator = request.Calling.strip() if request is not None else ""
+        store = partial(_store_status, sub, contexts, originator, message_id)
+        try:
+            run_suboperations(headers, store, respond, cancel.is_set, unreadable)
+        finally:
+            _end_sub_association(sub)
+
+    def _negotiated(self) -> list[NegotiatedContext]:
+        request, accept = self.association_request, self.Association
+        if request is None or accept is None:
+            return []
+        return list(negotiated_contexts(request, accept).values())
+
+    def _retrieve_headers(
+        self, affected_class: str, identifier: Dataset, respond: RetrieveResponder
+    ) -> tuple[list[Part10File] | None, int]:
+        """(headers of the files to retrieve, how many matched files cannot be read);
+        (None, 0) after answering an identifier that does not fit the model."""
+        try:
+            level = query_level(affected_class, identifier)
+        except ValueError as exc:
+            respond(IDENTIFIER_DOES_NOT_MATCH, -1, 0, 0, 0, None, **error_comment(exc))
+            return None, 0
+        files = self.listener.index.files(level, identifier)
+        headers = read_headers(
+            files, lambda path, exc: log.warning("cannot send %s: %s", path, exc)
+        )
+        return headers, len(files) - len(headers)
+
+    def _open_sub_association(
+        self,
+        sub: DicomNet,
+        destination: str,
+        address: tuple[str, int],
+        headers: Sequence[Part10File],
+    ) -> list[NegotiatedContext]:
+        listener = self.listener
+        request = build_request(
+            listener.ae_title,
+            destination,
+            listener.policy.max_length,
+            storage_contexts_for(headers)[:MAX_PRESENTATION_CONTEXTS],
+        )
+        accepted = open_association(sub, address[0], address[1], request)
+        return [c for c in negotiated_contexts(request, accepted).values() if c.requestor_is_scu]
+
+
+def _store_status(
+    net: DicomNet,
+    contexts: Sequence[NegotiatedContext],
+    move_originator: str,
+    move_message_id: int,
+    part10: Part10File,
+) -> int:
+    response = send_instance(
+        net,
+        contexts,
+        part10,
+        move_originator=move_originator,
+        move_message_id=move_message_id,
+    )
+    return response.status
+
+
+def _respond_unable(respond: RetrieveResponder, error: Exception) -> None:
+    respond(UNABLE_TO_PROCESS, -1, 0, 0, 0, None, **error_comment(error))
+
+
+def _end_sub_association(sub: DicomNet) -> None:
+    try:
+        if sub.IsAssociated():
+            release(sub)
+    except DicomException as exc:
+        log.warning("releasing the C-MOVE sub-association: %s", exc)
+    finally:
+        sub.Close()
+
+
+class QueryRetrieveServer(AcceptingServer):
+    """The listener of a Q/R SCP: the index, and the C-MOVE destinations by AE title.
+
+    Requestors may take the SCP role of every storage class (C-GET). ``supported``
+    defaults to ``QUERY_RETRIEVE_SUPPORTED``; add the storage classes to take C-STOREs
+    too (then override ``OnReceiveCStoreRequest`` in ``connection_type``).
+    """
+
+    connection_type: type[AcceptedConnection] = QueryRetrieveConnection
+
+    def __init__(
+        self,
+        ae_title: str,
+        index: QueryIndex,
+        *,
+        destinations: Mapping[str, tuple[str, int]] | None = None,
+        supported: Mapping[str, Sequence[str]] = QUERY_RETRIEVE_SUPPORTED,
+        max_pdu: int = DEFAULT_MAX_LENGTH,
+        timeouts: Timeouts | None = None,
+        check_called_aet: bool = False,
+        temp_path: str | None = None,
+        accept_any_transfer_syntax_for: Sequence[str] = (),
+    ) -> None:
+        super().__init__(
+            ae_title,
+            supported,
+            max_pdu=max_pdu,
+            timeouts=timeouts,
+            check_called_aet=check_called_aet,
+            temp_path=temp_path,
+            accept_any_transfer_syntax_for=accept_any_transfer_syntax_for,
+            requestor_scp_role=STORAGE_SOP_CLASSES,
+        )
+        self.index = index
+        self.destinations = dict(destinations or {})

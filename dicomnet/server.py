@@ -1,0 +1,142 @@
+"""An accepting server driven by an accept policy (PS3.7 annex D, PS3.8 7.1).
+
+``AcceptingServer`` listens and hands every connection to a new ``AcceptedConnection``
+(or the subclass named by ``connection_type``), which answers the A-ASSOCIATE-RQ by the
+server's ``AcceptPolicy``: it rejects a wrong called AE title (when asked to check it)
+and a request none of whose presentation contexts is acceptable, and otherwise accepts
+what the policy supports. It also answers C-ECHO (PS3.4 annex A) and A-RELEASE, so a
+Verification SCP is the class itself and other SCPs subclass it, adding their services::
+
+    class Store(AcceptedConnection):
+        def OnReceiveCStoreRequest(self, presentation_id, message_id, ...): ...
+
+    class StoreServer(AcceptingServer):
+        connection_type = Store
+
+    server = StoreServer("STORESCP", STORAGE_AND_VERIFICATION)
+    server.Listen("", 11112)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping, Sequence
+
+from .associate import DEFAULT_MAX_LENGTH, AcceptPolicy, DicomAssociate, build_accept
+from .enums import (
+    DicomAssociateAcceptResultType,
+    DicomAssociateRejectReasonType,
+    DicomAssociateRejectResultType,
+    DicomAssociateRejectSourceType,
+    DicomCommandStatusType,
+)
+from .errors import DicomExceptionCode
+from .net import DicomNet
+from .sopclasses import STORAGE_SOP_CLASSES
+from .timeouts import Timeouts
+from .uids import DEFLATED_EXPLICIT_VR_LE, UNCOMPRESSED_TRANSFER_SYNTAXES, VERIFICATION
+
+log = logging.getLogger("dicomnet.server")
+
+VERIFICATION_ONLY: Mapping[str, Sequence[str]] = {VERIFICATION: UNCOMPRESSED_TRANSFER_SYNTAXES}
+"""A policy's ``supported`` mapping for a Verification SCP."""
+
+STORAGE_TRANSFER_SYNTAXES = (*UNCOMPRESSED_TRANSFER_SYNTAXES, DEFLATED_EXPLICIT_VR_LE)
+"""What a storage SCP takes without transcoding, in order of preference."""
+
+STORAGE_AND_VERIFICATION: Mapping[str, Sequence[str]] = {
+    **VERIFICATION_ONLY,
+    **dict.fromkeys(STORAGE_SOP_CLASSES, STORAGE_TRANSFER_SYNTAXES),
+}
+"""``supported`` for a storage SCP: every storage SOP class, plus Verification."""
+
+
+class AcceptedConnection(DicomNet):
+    """One accepted connection: negotiates by its server's policy, answers C-ECHO and
+    A-RELEASE. ``listener`` is the server; ``association_request`` the A-ASSOCIATE-RQ
+    once received (its role proposals decide, for instance, where C-GET may store)."""
+
+    def __init__(self, listener: AcceptingServer) -> None:
+        super().__init__(listener.temp_path, listener.SecurityMode, timeouts=listener.timeouts)
+        self.listener = listener
+        self.association_request: DicomAssociate | None = None
+
+    def OnReceiveAssociateRequest(self, association: DicomAssociate) -> None:
+        self.association_request = association
+        listener = self.listener
+        called = association.Called.strip()
+        if listener.check_called_aet and called != listener.ae_title:
+            log.warning(
+                "rejecting association: called AE title %r is not %r", called, listener.ae_title
+            )
+            self.SendAssociateReject(
+                DicomAssociateRejectResultType.Permanent,
+                DicomAssociateRejectSourceType.User,
+                DicomAssociateRejectReasonType.Called,
+            )
+            return
+        accept = build_accept(association, listener.policy)
+        if not any(
+            accept.GetResult(accept.GetPresentationContextID(i))
+            == DicomAssociateAcceptResultType.Success
+            for i in range(accept.PresentationContextCount)
+        ):
+            log.warning(
+                "rejecting association from %s: no acceptable presentation contexts",
+                association.Calling.strip(),
+            )
+            self.SendAssociateReject(
+                DicomAssociateRejectResultType.Permanent,
+                DicomAssociateRejectSourceType.User,
+                DicomAssociateRejectReasonType.Unknown,
+            )
+            return
+        self.SendAssociateAccept(accept)
+
+    def OnReceiveCEchoRequest(
+        self, presentation_id: int, message_id: int, affected_class: str
+    ) -> None:
+        self.SendCEchoResponse(
+            presentation_id, message_id, affected_class, DicomCommandStatusType.Success
+        )
+
+    def OnReceiveReleaseRequest(self) -> None:
+        self.SendReleaseResponse()
+
+
+class AcceptingServer(DicomNet):
+    """The listening side: accepts every connection into a ``connection_type``.
+
+    ``supported`` maps abstract syntaxes to the transfer syntaxes taken, in order of
+    preference; ``accept_any_transfer_syntax_for`` and ``requestor_scp_role`` are passed
+    to the ``AcceptPolicy`` (kept as ``policy``, which a subclass may replace).
+    ``check_called_aet`` rejects requests whose called AE title is not ``ae_title``.
+    Connections spool received data into ``temp_path``.
+    """
+
+    connection_type: type[AcceptedConnection] = AcceptedConnection
+
+    def __init__(
+        self,
+        ae_title: str,
+        supported: Mapping[str, Sequence[str]],
+        *,
+        max_pdu: int = DEFAULT_MAX_LENGTH,
+        timeouts: Timeouts | None = None,
+        check_called_aet: bool = False,
+        temp_path: str | None = None,
+        accept_any_transfer_syntax_for: Collection[str] = (),
+        requestor_scp_role: Collection[str] = (),
+    ) -> None:
+        super().__init__(temp_path, timeouts=timeouts)
+        self.ae_title = ae_title
+        self.check_called_aet = check_called_aet
+        self.policy = AcceptPolicy(
+            supported=dict(supported),
+            max_length=max_pdu,
+            accept_any_transfer_syntax_for=accept_any_transfer_syntax_for,
+            requestor_scp_role=requestor_scp_role,
+        )
+
+    def OnAccept(self, error: DicomExceptionCode) -> None:
+        self.Accept(self.connection_type(self))

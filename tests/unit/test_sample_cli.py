@@ -1,0 +1,68 @@
+"""The command-line pieces the samples share (samples/common.py, samples/qrcommon.py):
+DCMTK-style model options and keys, AE table entries, progress lines."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def sample_module(monkeypatch: pytest.MonkeyPatch, name: str) -> ModuleType:
+    # A sample run as a program has its folder first on sys.path; do the same here.
+    monkeypatch.syspath_prepend(str(SAMPLES))
+    return importlib.import_module(name)
+
+
+@pytest.fixture
+def qrcommon(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return sample_module(monkeypatch, "qrcommon")
+
+
+@pytest.fixture
+def common(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return sample_module(monkeypatch, "common")
+
+
+def test_model_options_parse_like_dcmtk(qrcommon: ModuleType) -> None:
+    parser = argparse.ArgumentParser()
+    qrcommon.add_model_options(parser, worklist=True)
+    args = parser.parse_args(["-P", "-k", "PatientName=X", "-k", "(0010,0020)"])
+    assert args.model == "patient"
+    assert [key.element.keyword for key in args.keys] == ["PatientName", "PatientID"]
+    assert parser.parse_args([]).model == "study"
+    assert parser.parse_args(["-W"]).model == "worklist"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["-k", "NoSuchKeyword=1"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["-P", "-S"])
+
+
+def test_a_bad_key_reports_its_reason(qrcommon: ModuleType) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="not a DICOM keyword"):
+        qrcommon.key_argument("PatientNme=DOE")
+
+
+def test_move_destinations_parse(common: ModuleType) -> None:
+    assert common.parse_ae_address("STORE=127.0.0.1:104") == ("STORE", ("127.0.0.1", 104))
+    assert common.parse_ae_address("X=::1:11112") == ("X", ("::1", 11112))
+    for bad in (
+        "STORE",
+        "STORE=host",
+        "=h:1",
+        "STORE=h:0",
+        "STORE=h:x",
+        "A_VERY_LONG_AE_TITLE=h:1",
+    ):
+        with pytest.raises(argparse.ArgumentTypeError):
+            common.parse_ae_address(bad)
+
+
+def test_progress_leaves_out_an_absent_remaining_count(qrcommon: ModuleType) -> None:
+    assert qrcommon.format_progress(3, 2, 1, 0) == "remaining 3, completed 2, failed 1, warning 0"
+    assert qrcommon.format_progress(-1, 2, 1, 0) == "completed 2, failed 1, warning 0"
