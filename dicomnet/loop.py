@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, Protocol
 
 from .config import NetConfig
 from .security.base import SecurityLayer
-from .sendqueue import SendQueue, StreamError
+from .sendqueue import StreamError
 
 log = logging.getLogger("dicomnet.loop")
 
@@ -43,6 +43,19 @@ _ACCEPT_BATCH = 64
 
 AcceptCallback = Callable[[socket.socket, tuple[str, int]], None]
 ConnectCallback = Callable[[socket.socket | None, OSError | None], None]
+
+
+class OutgoingBytes(Protocol):
+    """The writer's view of an engine's send queue (``sendqueue.SendQueue``)."""
+
+    def __bool__(self) -> bool:
+        """True while bytes wait to be written."""
+
+    def peek(self, max_bytes: int) -> list[memoryview]:
+        """Buffers at the head, about ``max_bytes`` in all; raises ``StreamError``."""
+
+    def consume(self, written: int) -> list[tuple[int, int]]:
+        """``written`` bytes went out; (PDU type, length) of each PDU now finished."""
 
 
 class ProtocolEngine(Protocol):
@@ -56,7 +69,7 @@ class ProtocolEngine(Protocol):
         """True once the engine wants the transport closed (after a last flush)."""
 
     @property
-    def send_queue(self) -> SendQueue:
+    def send_queue(self) -> OutgoingBytes:
         """What to write: the channel peeks, writes and consumes."""
 
     def connection_made(self, now: float) -> None:
@@ -95,10 +108,32 @@ class TimerHandle:
         self.cancelled = True
 
 
-class EventLoop:
-    """A selector loop with timers and a thread-safe call queue."""
+class VirtualClock:
+    """A clock for deterministic tests of timeouts over real sockets.
 
-    def __init__(self) -> None:
+    Its time passes only when the loop it drives has nothing to do but wait for a timer:
+    then it jumps to that timer, so a 30 s timeout takes no wall time and events happen
+    in the order their deadlines say. Only for a manually pumped loop, where one thread
+    does all the work (loopback writes are readable at once, so "nothing to do" is
+    known); ``advance`` moves time on by hand.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class EventLoop:
+    """A selector loop with timers and a thread-safe call queue; ``clock`` gives its
+    monotonic time (``time.monotonic``, or a ``VirtualClock`` in tests)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -112,9 +147,8 @@ class EventLoop:
         self._stopping = False
         self._closed = False
 
-    @staticmethod
-    def time() -> float:
-        return time.monotonic()
+    def time(self) -> float:
+        return self._clock()
 
     def in_loop_thread(self) -> bool:
         return self._thread_id == threading.get_ident()
@@ -179,16 +213,24 @@ class EventLoop:
             self._thread_id = owner
 
     def _iterate(self, timeout: float | None) -> None:
-        if self._calls:
+        timers = self._timers
+        while timers and timers[0][2].cancelled:  # so waits are computed from live timers
+            heapq.heappop(timers)
+        virtual = isinstance(self._clock, VirtualClock)
+        if self._calls or (virtual and self._timers):
             timeout = 0
         elif self._timers:
             delay = max(0.0, self._timers[0][0] - self.time())
             timeout = delay if timeout is None else min(timeout, delay)
-        for key, mask in self._selector.select(timeout):
+        ready = self._selector.select(timeout)
+        for key, mask in ready:
             if key.data is None:
                 self._drain_wake()
             else:
                 self._guarded(key.data, mask)
+        if virtual and not ready and not self._calls and self._timers:
+            assert isinstance(self._clock, VirtualClock)
+            self._clock.now = max(self._clock.now, self._timers[0][0])
         now = self.time()
         while self._timers and self._timers[0][0] <= now:
             _, _, handle = heapq.heappop(self._timers)

@@ -55,12 +55,21 @@ from .enums import (
     describe_reject,
 )
 from .errors import AssociationRejected, DicomException, DicomExceptionCode
-from .loop import ConnectAttempt, EventLoop, ListenerChannel, StreamChannel
+from .loop import (
+    ConnectAttempt,
+    EventLoop,
+    ListenerChannel,
+    StreamChannel,
+    VirtualClock,
+    open_connection,
+    open_listener,
+    resolve,
+)
 from .outcome import ConnectionOutcome
 from .pdu import AssociateRJ
 from .response import Response
 from .security import PlainLayer, SecurityLayer
-from .sendqueue import SendQueue
+from .sendqueue import SendQueue, StreamError
 from .services import DimseServices
 from .session import (
     AssociationAccepted,
@@ -90,12 +99,14 @@ class DicomNet(DimseServices):
     # -- process-wide ----------------------------------------------------------------
 
     @staticmethod
-    def Startup(threaded: bool = True) -> None:
+    def Startup(threaded: bool = True, *, clock: VirtualClock | None = None) -> None:
         """Start the network engine once per process (reference counted).
 
         ``threaded=False`` leaves the loop to the application: call ``DicomNet.pump``.
+        With it, ``clock`` puts the loop on a ``VirtualClock``: time jumps to the next
+        timer whenever nothing else can happen, so timeouts are tested without waiting.
         """
-        runtime.startup(threaded)
+        runtime.startup(threaded, clock)
 
     @staticmethod
     def Shutdown() -> None:
@@ -264,26 +275,33 @@ class DicomNet(DimseServices):
         max_number_of_peers: int = 32,
         ip_type: DicomNetIpTypeFlags = DicomNetIpTypeFlags.Ipv4,
     ) -> None:
-        """Listen for peers. ``host_address`` None, "" or "*" means every local address;
-        port 0 picks a free port (read it back from ``HostPort``)."""
+        """Listen for peers. ``host_address`` None, "" or "*" means every local address
+        (of IPv4, IPv6 or both, as ``ip_type`` says); port 0 picks a free port (read it
+        back from ``HostPort``). ``max_number_of_peers`` is the kernel's backlog of
+        connections not yet accepted, at least ``config.listen_backlog``."""
         self._check_idle("Listen")
-        family = socket.AF_INET6 if ip_type == DicomNetIpTypeFlags.Ipv6 else socket.AF_INET
-        any_address = "::" if family == socket.AF_INET6 else "0.0.0.0"
-        address = any_address if host_address in (None, "", "*") else host_address
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((address, host_port))
-            sock.listen(max(1, max_number_of_peers))
-        except OSError as exc:
-            sock.close()
-            raise _socket_error(exc, f"cannot listen on {address}:{host_port}") from exc
-        self._ip_type = ip_type
-        self._host = sock.getsockname()[:2]
         loop = runtime.get_loop()
-        self._listener = runtime.run_on_loop(
-            lambda: ListenerChannel(loop, sock, self._on_socket_accepted)
-        )
+        backlog = max(max_number_of_peers, self.config.listen_backlog)
+        ipv4, ipv6 = _families(ip_type)
+
+        def start() -> ListenerChannel:
+            return open_listener(
+                loop,
+                host_address,
+                host_port,
+                backlog,
+                ipv4=ipv4,
+                ipv6=ipv6,
+                on_accept=self._on_socket_accepted,
+            )
+
+        try:
+            self._listener = runtime.run_on_loop(start)
+        except OSError as exc:
+            where = f"{host_address or '*'}:{host_port}"
+            raise _socket_error(exc, f"cannot listen on {where}") from exc
+        self._loop, self._ip_type = loop, ip_type
+        self._host = self._listener.address
         log.info("listening on %s:%d", *self._host)
 
     def Connect(
@@ -294,36 +312,35 @@ class DicomNet(DimseServices):
         peer_port: int,
         ip_type: DicomNetIpTypeFlags = DicomNetIpTypeFlags.Ipv4,
     ) -> None:
-        """Open a connection to a peer; ``OnConnect`` reports the outcome."""
+        """Open a connection to a peer; ``OnConnect`` reports the outcome. The peer's name
+        is resolved in the caller's thread; the loop creates and connects the socket."""
         self._check_idle("Connect")
-        family = socket.AF_INET6 if ip_type == DicomNetIpTypeFlags.Ipv6 else socket.AF_INET
-        if ip_type == DicomNetIpTypeFlags.Ipv4OrIpv6:
-            family = socket.AF_UNSPEC
+        loop = runtime.get_loop()
+        ipv4, ipv6 = _families(ip_type)
         try:
-            infos = socket.getaddrinfo(peer_address, peer_port, family, socket.SOCK_STREAM)
+            endpoints = resolve(peer_address, peer_port, ipv4=ipv4, ipv6=ipv6)
         except OSError as exc:
             raise DicomException(
                 DicomExceptionCode.NetHostNotFound, f"cannot resolve {peer_address}: {exc}"
             ) from exc
-        sock_family, _, _, _, address = infos[0]
-        sock = socket.socket(sock_family, socket.SOCK_STREAM)
-        if host_address or host_port:
-            try:
-                sock.bind((host_address or "", host_port))
-            except OSError as exc:
-                sock.close()
-                raise _socket_error(exc, f"cannot bind {host_address}:{host_port}") from exc
-        self._ip_type = ip_type
+        self._loop, self._ip_type = loop, ip_type
         self._peer = (peer_address, peer_port)
         self._outcome.set(connect_result=None)
-        loop = runtime.get_loop()
 
         def start() -> None:
-            self._connecting = ConnectAttempt(
-                loop, sock, address, self.timeouts.connect, self._on_connected
+            self._connecting = open_connection(
+                loop,
+                endpoints,
+                local_host=host_address,
+                local_port=host_port,
+                timeout=self.timeouts.connect,
+                on_done=self._on_connected,
             )
 
-        runtime.run_on_loop(start)
+        try:
+            runtime.run_on_loop(start)
+        except OSError as exc:
+            raise _socket_error(exc, f"cannot bind {host_address}:{host_port}") from exc
 
     def Accept(self, net: DicomNet) -> None:
         """Accept the pending connection into ``net`` (call from ``OnAccept``)."""
@@ -626,6 +643,7 @@ class DicomNet(DimseServices):
             self._drain,
             on_sent=self._on_sent,
             on_secure=self._on_secure if secure else None,
+            read_budget=self.config.read_budget,
         )
         self._channel.start(server_side=not is_requestor)
 
@@ -868,6 +886,10 @@ class LockedSession:
         with self._lock:
             self._session.handle_timer(now)
 
+    def stream_failed(self, failure: StreamError, now: float) -> None:
+        with self._lock:
+            self._session.stream_failed(failure, now)
+
 
 class LockedQueue:
     """The send queue as the loop's writer sees it, under the connection's lock."""
@@ -887,6 +909,12 @@ class LockedQueue:
     def consume(self, written: int) -> list[tuple[int, int]]:
         with self._lock:
             return self._queue.consume(written)
+
+
+def _families(ip_type: DicomNetIpTypeFlags) -> tuple[bool, bool]:
+    """(IPv4, IPv6) allowed by LEADTOOLS' IP type flags; no flag at all means IPv4."""
+    ipv6 = bool(ip_type & DicomNetIpTypeFlags.Ipv6)
+    return bool(ip_type & DicomNetIpTypeFlags.Ipv4) or not ipv6, ipv6
 
 
 def _reject_reason(rj: AssociateRJ) -> DicomAssociateRejectReasonType:

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .errors import DicomException, DicomExceptionCode
-from .loop import EventLoop
+from .loop import EventLoop, VirtualClock
 
 T = TypeVar("T")
 
@@ -30,13 +30,17 @@ _workers: ThreadPoolExecutor | None = None
 log = logging.getLogger("dicomnet.runtime")
 
 
-def startup(threaded: bool = True) -> None:
+def startup(threaded: bool = True, clock: VirtualClock | None = None) -> None:
+    """Count one more user; the first creates the loop. ``clock`` (manual mode only)
+    makes the loop's time a ``VirtualClock``, for deterministic tests of timeouts."""
     global _users, _loop, _thread
+    if clock is not None and threaded:
+        raise ValueError("a VirtualClock needs the manual mode (threaded=False)")
     with _lock:
         _users += 1
         if _loop is not None:
             return
-        _loop = EventLoop()
+        _loop = EventLoop(clock) if clock is not None else EventLoop()
         if threaded:
             _thread = threading.Thread(target=_loop.run_forever, name="dicomnet-loop", daemon=True)
             _thread.start()

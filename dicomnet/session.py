@@ -49,6 +49,7 @@ from .enums import (
 from .errors import DicomException, DicomExceptionCode, DIMSEError
 from .operations import OutstandingOperations
 from .pdu import AssociateRJ
+from .sendqueue import StreamError
 
 log = logging.getLogger("dicomnet.session")
 
@@ -164,7 +165,7 @@ class DimseSession:
         self.parse_received_data = parse_received_data
         self.engine = Connection(
             is_requestor=is_requestor,
-            timeouts=config.timeouts,
+            config=config,
             sink_factory=self._make_sink,
             report_pdus=report_pdus,
             name=name,
@@ -229,6 +230,9 @@ class DimseSession:
     def buffer_updated(self, nbytes: int, now: float) -> None:
         self._last_activity = now
         self.engine.buffer_updated(nbytes, now)
+
+    def stream_failed(self, failure: StreamError, now: float) -> None:
+        self.engine.stream_failed(failure, now)
 
     def data_sent(self, now: float) -> None:
         """Bytes went out: a wait for a response counts silence, not slow sending."""
@@ -431,7 +435,6 @@ class DimseSession:
         self._events.append(ev.TransportClosed(event.description, timed_out))
 
     def _on_send_failed(self, event: ev.SendFailed, now: float) -> None:
-        log.error("%s: %s", self.engine.name, event.description)
         self._events.append(RequestFailed(event.message_id, event.description))
 
     def _on_message(self, event: ev.MessageReceived, now: float) -> None:

@@ -1,9 +1,12 @@
-"""wait_response's timeout counts silence, not the whole wait (loopback, in-process)."""
+"""wait_response's timeout counts silence, not the whole wait (loopback, in-process).
+
+The loop runs in manual mode on a ``VirtualClock``: the SCP's answers are timers on the
+same loop, and time jumps from one deadline to the next, so the order of events is fixed
+by the clock and no test waits for wall time to pass.
+"""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,15 +19,19 @@ from dicomnet import (
     DicomException,
     DicomExceptionCode,
     DicomNet,
+    Response,
     build_accept,
+    runtime,
 )
+from dicomnet.loop import VirtualClock
+from dicomnet.outcome import ConnectionOutcome
 from dicomnet.sopclasses import STUDY_ROOT_FIND
 from dicomnet.uids import IMPLICIT_VR_LE
 
 
 class SlowFindChild(DicomNet):
-    """Answers C-FIND with ``pending`` matches spaced ``gap`` seconds apart, then
-    (after another gap) the final Success, all from a worker thread."""
+    """Answers C-FIND with ``pending`` matches ``gap`` seconds apart, then (after another
+    gap) the final Success, each answer a timer on the loop."""
 
     pending = 0
     gap = 0.0
@@ -36,24 +43,19 @@ class SlowFindChild(DicomNet):
     def OnReceiveCFindRequest(
         self, presentation_id, message_id, affected_class, priority, data_set
     ):  # type: ignore[no-untyped-def]
-        def answer() -> None:
-            for number in range(self.pending):
-                time.sleep(self.gap)
+        loop = runtime.get_loop()
+
+        def answer(number: int) -> None:
+            if number < self.pending:
                 match = Dataset()
                 match.StudyInstanceUID = f"1.2.3.{number}"
-                self.SendCFindResponse(
-                    presentation_id,
-                    message_id,
-                    affected_class,
-                    DicomCommandStatusType.Pending,
-                    match,
-                )
-            time.sleep(self.gap)
-            self.SendCFindResponse(
-                presentation_id, message_id, affected_class, DicomCommandStatusType.Success, None
-            )
+                status, data = DicomCommandStatusType.Pending, match
+            else:
+                status, data = DicomCommandStatusType.Success, None
+            self.SendCFindResponse(presentation_id, message_id, affected_class, status, data)
 
-        threading.Thread(target=answer, daemon=True).start()
+        for number in range(self.pending + 1):
+            loop.call_at(loop.time() + self.gap * (number + 1), lambda n=number: answer(n))
 
     def OnReceiveReleaseRequest(self) -> None:
         self.SendReleaseResponse()
@@ -65,8 +67,17 @@ class Server(DicomNet):
 
 
 @pytest.fixture
-def associated_scu() -> Iterator[DicomNet]:
-    DicomNet.Startup()
+def clock() -> Iterator[VirtualClock]:
+    clock = VirtualClock()
+    DicomNet.Startup(threaded=False, clock=clock)
+    try:
+        yield clock
+    finally:
+        DicomNet.Shutdown()
+
+
+@pytest.fixture
+def associated_scu(clock: VirtualClock) -> Iterator[DicomNet]:
     server = Server(None)
     scu = DicomNet(None)
     try:
@@ -83,7 +94,8 @@ def associated_scu() -> Iterator[DicomNet]:
     finally:
         scu.Close()
         server.Close()
-        DicomNet.Shutdown()
+        for _ in range(10):
+            DicomNet.pump(0)
 
 
 def find(scu: DicomNet) -> int:
@@ -95,29 +107,36 @@ def find(scu: DicomNet) -> int:
     return message_id
 
 
-def test_pending_responses_keep_the_wait_alive(associated_scu: DicomNet) -> None:
-    SlowFindChild.pending, SlowFindChild.gap = 6, 0.15  # ~1 s in all, never 0.5 s silent
-    started = time.monotonic()
+def test_pending_responses_keep_the_wait_alive(
+    clock: VirtualClock, associated_scu: DicomNet
+) -> None:
+    SlowFindChild.pending, SlowFindChild.gap = 6, 0.15  # 1.05 s in all, never 0.5 s silent
+    started = clock()
     response = associated_scu.wait_response(find(associated_scu), timeout=0.5)
     assert response.status == DicomCommandStatusType.Success
-    assert time.monotonic() - started > 0.9
+    assert clock() - started == pytest.approx(7 * 0.15)
 
 
-def test_silence_longer_than_the_timeout_fails(associated_scu: DicomNet) -> None:
+def test_silence_longer_than_the_timeout_fails_and_keeps_the_association(
+    clock: VirtualClock, associated_scu: DicomNet
+) -> None:
     SlowFindChild.pending, SlowFindChild.gap = 0, 1.0
+    started = clock()
+    message_id = find(associated_scu)
     with pytest.raises(DicomException) as raised:
-        associated_scu.wait_response(find(associated_scu), timeout=0.3)
+        associated_scu.wait_response(message_id, timeout=0.3)
     assert raised.value.Code == DicomExceptionCode.NetTimeout
+    assert clock() - started == pytest.approx(0.3)
+    assert associated_scu.IsAssociated()
 
 
 def test_final_responses_nobody_waits_for_are_not_kept_for_ever() -> None:
-    from dicomnet.dimse.assembly import Message
-    from dicomnet.outcome import KEPT_RESPONSES, ConnectionOutcome
-
-    outcome = ConnectionOutcome()
-    for message_id in range(1, KEPT_RESPONSES + 101):
-        outcome.add_response(Message(1, {"MessageIDBeingRespondedTo": message_id}, None))
-    assert not outcome.has_response(100)
-    assert outcome.has_response(101) and outcome.has_response(KEPT_RESPONSES + 100)
-    taken = outcome.take_response(KEPT_RESPONSES + 100)
-    assert taken is not None and taken.message_id_being_responded_to == KEPT_RESPONSES + 100
+    kept = 16
+    outcome = ConnectionOutcome(kept_responses=kept)
+    for message_id in range(1, kept + 11):
+        command = {"CommandField": 0x8030, "MessageIDBeingRespondedTo": message_id, "Status": 0}
+        outcome.add_response(Response.of(1, command, lambda: None))
+    assert not outcome.has_response(10)
+    assert outcome.has_response(11) and outcome.has_response(kept + 10)
+    taken = outcome.take_response(kept + 10)
+    assert taken is not None and taken.message_id == kept + 10
