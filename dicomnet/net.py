@@ -812,9 +812,7 @@ class DicomNet(DimseServices):
             self._received_file = None
             session.finished(event)
             if event.final:  # after the callbacks, so a waiter sees their effects
-                self._outcome.add_response(
-                    Response.of(message.context_id, message.command, lambda: data_set)
-                )
+                self._outcome.add_response(event.response())
 
     def _on_closed(self, event: ev.TransportClosed) -> None:
         outcome = self._outcome

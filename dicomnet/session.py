@@ -49,6 +49,7 @@ from .enums import (
 from .errors import DicomException, DicomExceptionCode, DIMSEError
 from .operations import OutstandingOperations
 from .pdu import AssociateRJ
+from .response import Response
 from .sendqueue import StreamError
 
 log = logging.getLogger("dicomnet.session")
@@ -106,6 +107,11 @@ class DimseReceived:
     data_set: Dataset | None
     received_file: str | None
     final: bool
+
+    def response(self) -> Response:
+        """This message as the public record of a response."""
+        data_set = self.data_set
+        return Response.of(self.message.context_id, self.message.command, lambda: data_set)
 
     @property
     def expects_response(self) -> bool:
