@@ -258,10 +258,14 @@ class AsyncAssociation:
         await self._released
 
     def abort(self) -> None:
-        """A-ABORT now; pending requests fail with ``AssociationAborted``."""
+        """A-ABORT now and close (the A-ABORT is written first); pending requests fail
+        with ``AssociationAborted``."""
         if not self.session.is_closed:
             source, reason = DicomAbortSourceType.User, DicomAbortReasonType.Unknown
             self._act(lambda now: self.session.send_abort(source, reason, now))
+        protocol = self._protocol
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.close()
 
     # -- internals ---------------------------------------------------------------------
 

@@ -276,8 +276,11 @@ def configure_stream_socket(sock: socket.socket) -> None:
 class StreamChannel:
     """Moves bytes between one socket and one protocol engine.
 
-    ``read_budget`` bounds the bytes read per readiness event before other connections
-    get a turn (``NetConfig.read_budget``).
+    Every call into the engine is made holding ``lock``: threads that send (``Send*``)
+    drive the same engine, and a write (peek, send, consume) must not interleave with
+    their changes to the send queue. Callbacks (``on_events``, ``on_sent``) run outside
+    it. ``read_budget`` bounds the bytes read per readiness event before other
+    connections get a turn (``NetConfig.read_budget``).
     """
 
     def __init__(
@@ -291,6 +294,7 @@ class StreamChannel:
         on_secure: Callable[[Exception | None], None] | None = None,
         *,
         read_budget: int = NetConfig.read_budget,
+        lock: threading.Lock | None = None,
     ) -> None:
         self.loop = loop
         self.sock = sock
@@ -300,6 +304,7 @@ class StreamChannel:
         self.on_sent = on_sent
         self.on_secure = on_secure
         self.read_budget = read_budget
+        self._lock = lock or threading.Lock()
         self._secured = False
         self._timer: TimerHandle | None = None
         self._interest = 0
@@ -323,6 +328,22 @@ class StreamChannel:
         if self._secured:
             self._write()
         self._settle()
+
+    def write_from_any_thread(self) -> bool:
+        """Write what the engine queued, from the thread that queued it, without waking
+        the loop. True when the loop has nothing left to do for it: everything went out,
+        no stream failed and the armed timer still serves. ``on_sent`` is not called."""
+        if self._closed or not self._secured:
+            return False
+        finished, failed, error = self._write_queued()
+        if failed or error is not None:
+            return False
+        with self._lock:
+            if self.engine.send_queue or self.engine.close_requested:
+                return False
+            deadline = self.engine.get_timer()
+        timer = self._timer
+        return deadline is None or (timer is not None and timer.when <= deadline)
 
     # -- readiness ---------------------------------------------------------------
 
@@ -357,7 +378,8 @@ class StreamChannel:
         self._secured = True
         if self.on_secure:
             self.on_secure(None)
-        self.engine.connection_made(self.loop.time())
+        with self._lock:
+            self.engine.connection_made(self.loop.time())
         self.on_events()
         if self.layer.pending():
             self._read()
@@ -367,49 +389,69 @@ class StreamChannel:
         engine = self.engine
         budget = self.read_budget
         while budget > 0 and not engine.close_requested:
-            buffer = engine.get_buffer()
-            space = len(buffer)
-            try:
-                n = self.layer.recv_into(buffer)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                self._lost(f"connection error: {exc.strerror or exc}")
+            with self._lock:
+                buffer = engine.get_buffer()
+                space = len(buffer)
+                try:
+                    n = self.layer.recv_into(buffer)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    error: OSError | None = exc
+                    n = 0
+                else:
+                    error = None
+                finally:
+                    buffer.release()
+                if n:
+                    engine.buffer_updated(n, self.loop.time())
+            if error is not None:
+                self._lost(f"connection error: {error.strerror or error}")
                 return
-            finally:
-                buffer.release()
             if n == 0:
                 self._lost("connection closed by peer")
                 return
-            engine.buffer_updated(n, self.loop.time())
             self.on_events()
             budget -= n
             if n < space and not self.layer.pending():
                 break
 
     def _write(self) -> None:
-        queue = self.engine.send_queue
-        while queue:
-            try:
-                buffers = queue.peek(_WRITE_PEEK)
-            except StreamError as failure:
-                # The engine decides how the stream ends (it queues what must follow).
-                self.engine.stream_failed(failure, self.loop.time())
-                self.on_events()
-                continue
-            try:
-                n = self.layer.send(buffers)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    return
-                self._lost(f"connection error while sending: {exc.strerror or exc}")
-                return
-            finished = queue.consume(n)
-            if finished and self.on_sent:
-                self.on_sent(finished)
-            # a partial write means the socket is full: the next send says so (EAGAIN)
+        finished, failed, error = self._write_queued()
+        if error is not None:
+            self._lost(f"connection error while sending: {error.strerror or error}")
+            return
+        if failed:
+            self.on_events()
+        if finished and self.on_sent:
+            self.on_sent(finished)
+
+    def _write_queued(self) -> tuple[list[tuple[int, int]], bool, OSError | None]:
+        """Write until the queue is empty or the socket full: (PDUs finished, whether a
+        stream failed, the error that broke the connection)."""
+        finished: list[tuple[int, int]] = []
+        failed = False
+        with self._lock:
+            queue = self.engine.send_queue
+            while queue:
+                try:
+                    buffers = queue.peek(_WRITE_PEEK)
+                except StreamError as failure:
+                    # The engine decides how the stream ends (it queues what must follow).
+                    self.engine.stream_failed(failure, self.loop.time())
+                    failed = True
+                    continue
+                try:
+                    n = self.layer.send(buffers)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                        break
+                    return finished, failed, exc
+                finished += queue.consume(n)
+                # a partial write means the socket is full: the next send says so (EAGAIN)
+        return finished, failed, None
 
     def _settle(self) -> None:
         """After any activity: close if asked, else fix interest and the engine's timer."""
@@ -422,11 +464,14 @@ class StreamChannel:
             self._close_socket()
             self.on_events()
             return
+        with self._lock:
+            pending = bool(engine.send_queue)
+            deadline = engine.get_timer()
         want = selectors.EVENT_READ
-        if engine.send_queue or self.layer.wants_write:
+        if pending or self.layer.wants_write:
             want |= selectors.EVENT_WRITE
         self._want(want)
-        self._arm_timer(engine.get_timer())
+        self._arm_timer(deadline)
 
     def _want(self, interest: int) -> None:
         if interest != self._interest and not self._closed:
@@ -449,13 +494,15 @@ class StreamChannel:
         self._timer = None
         if self._closed:
             return
-        self.engine.handle_timer(self.loop.time())
+        with self._lock:
+            self.engine.handle_timer(self.loop.time())
         self.on_events()
         self.kick()
 
     def _lost(self, description: str) -> None:
         self._close_socket()
-        self.engine.connection_lost(self.loop.time(), description)
+        with self._lock:
+            self.engine.connection_lost(self.loop.time(), description)
         self.on_events()
 
     def _close_socket(self) -> None:

@@ -69,7 +69,7 @@ from .outcome import ConnectionOutcome
 from .pdu import AssociateRJ
 from .response import Response
 from .security import PlainLayer, SecurityLayer
-from .sendqueue import SendQueue, StreamError
+from .sendqueue import SendQueue
 from .services import DimseServices
 from .session import (
     AssociationAccepted,
@@ -442,7 +442,10 @@ class DicomNet(DimseServices):
         only the checks and the queueing happen under the connection's lock."""
         session = self._require_session()
         data = session.prepare_data(presentation_id, command, data_set)
-        self._submit(lambda session, now: session.send(presentation_id, command, data, now))
+        self._submit(
+            lambda session, now: session.send(presentation_id, command, data, now),
+            write_here=True,
+        )
 
     # -- callbacks (defaults send the signal of the same name) -----------------------
 
@@ -573,13 +576,31 @@ class DicomNet(DimseServices):
             raise DicomException(DicomExceptionCode.NetNotConnected, "not connected")
         return session
 
-    def _submit(self, action: Callable[[DimseSession, float], None]) -> None:
+    def _submit(
+        self, action: Callable[[DimseSession, float], None], *, write_here: bool = False
+    ) -> None:
         """Run a user primitive on the session in the caller's thread (errors reach the
-        caller), then have the loop flush the connection."""
+        caller), then have the loop flush the connection. With ``write_here`` a thread
+        other than the loop's writes the bytes itself when nothing else is waiting: no
+        loop wake-up, no thread hand-over per request."""
         session = self._require_session()
-        now = self._event_loop().time()
+        loop = self._event_loop()
+        now = loop.time()
         with self._lock:
+            queued_before = session.engine.send_queue.backlog
             action(session, now)
+        channel = self._channel
+        if (
+            write_here
+            and channel is not None
+            and not queued_before
+            and runtime.is_threaded()
+            and not loop.in_loop_thread()
+            and not self._wants("OnSend")
+            and channel.write_from_any_thread()
+        ):
+            session.data_sent(loop.time())
+            return
         self._flush_soon()
         self._throttle(session.engine.send_queue)
 
@@ -639,11 +660,12 @@ class DicomNet(DimseServices):
             loop,
             sock,
             self._make_security_layer(),
-            LockedSession(self._session, self._lock),
+            self._session,
             self._drain,
             on_sent=self._on_sent,
             on_secure=self._on_secure if secure else None,
             read_budget=self.config.read_budget,
+            lock=self._lock,
         )
         self._channel.start(server_side=not is_requestor)
 
@@ -845,68 +867,6 @@ class DicomNet(DimseServices):
         DimseReceived: _on_dimse,
         ev.TransportClosed: _on_closed,
     }
-
-
-class LockedSession:
-    """The session as the loop drives it: every call under the connection's lock, since
-    ``Send*`` callers on other threads drive the same session."""
-
-    def __init__(self, session: DimseSession, lock: threading.Lock) -> None:
-        self._session = session
-        self._lock = lock
-        self.send_queue = LockedQueue(session.engine.send_queue, lock)
-
-    @property
-    def close_requested(self) -> bool:
-        return self._session.close_requested
-
-    def connection_made(self, now: float) -> None:
-        with self._lock:
-            self._session.connection_made(now)
-
-    def connection_lost(self, now: float, description: str = "connection closed by peer") -> None:
-        with self._lock:
-            self._session.connection_lost(now, description)
-
-    def get_buffer(self) -> memoryview:
-        with self._lock:
-            return self._session.get_buffer()
-
-    def buffer_updated(self, nbytes: int, now: float) -> None:
-        with self._lock:
-            self._session.buffer_updated(nbytes, now)
-
-    def get_timer(self) -> float | None:
-        with self._lock:
-            return self._session.get_timer()
-
-    def handle_timer(self, now: float) -> None:
-        with self._lock:
-            self._session.handle_timer(now)
-
-    def stream_failed(self, failure: StreamError, now: float) -> None:
-        with self._lock:
-            self._session.stream_failed(failure, now)
-
-
-class LockedQueue:
-    """The send queue as the loop's writer sees it, under the connection's lock."""
-
-    def __init__(self, queue: SendQueue, lock: threading.Lock) -> None:
-        self._queue = queue
-        self._lock = lock
-
-    def __bool__(self) -> bool:
-        with self._lock:
-            return bool(self._queue)
-
-    def peek(self, max_bytes: int) -> list[memoryview]:
-        with self._lock:
-            return self._queue.peek(max_bytes)
-
-    def consume(self, written: int) -> list[tuple[int, int]]:
-        with self._lock:
-            return self._queue.consume(written)
 
 
 def _families(ip_type: DicomNetIpTypeFlags) -> tuple[bool, bool]:

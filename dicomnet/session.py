@@ -50,7 +50,7 @@ from .errors import DicomException, DicomExceptionCode, DIMSEError
 from .operations import OutstandingOperations
 from .pdu import AssociateRJ
 from .response import Response
-from .sendqueue import StreamError
+from .sendqueue import SendQueue, StreamError
 
 log = logging.getLogger("dicomnet.session")
 
@@ -222,6 +222,10 @@ class DimseSession:
     @property
     def close_requested(self) -> bool:
         return self.engine.close_requested
+
+    @property
+    def send_queue(self) -> SendQueue:
+        return self.engine.send_queue
 
     def connection_made(self, now: float) -> None:
         self._last_activity = now
