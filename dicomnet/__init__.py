@@ -19,7 +19,12 @@ from .associate import (
 )
 from .config import NetConfig
 from .dimse.part10 import CONVERTIBLE_TRANSFER_SYNTAXES, Part10File, read_part10_header
-from .dimse.status import StatusCategory, status_category, status_description
+from .dimse.status import (
+    CANNOT_UNDERSTAND,
+    StatusCategory,
+    status_category,
+    status_description,
+)
 from .enums import (
     DicomAbortReasonType,
     DicomAbortSourceType,
@@ -50,6 +55,7 @@ from .timeouts import Timeouts
 __version__ = "0.1.0"
 
 __all__ = [
+    "CANNOT_UNDERSTAND",
     "CONVERTIBLE_TRANSFER_SYNTAXES",
     "MAX_PRESENTATION_CONTEXTS",
     "AcceptPolicy",

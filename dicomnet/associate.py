@@ -23,7 +23,6 @@ No I/O happens here.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -62,18 +61,14 @@ __all__ = [
 DEFAULT_MAX_LENGTH = 131072
 
 MAX_PRESENTATION_CONTEXTS = 128  # odd IDs 1..255 (PS3.8 9.3.2.2)
-_MAX_UID_LENGTH = 64
 _MAX_ITEM_LENGTH = 0xFFFF  # sub-item lengths are 16-bit (PS3.8 9.3.2.3)
 # 56H holds a 2-byte UID length and the UID before the application information.
-_MAX_EXTENDED_DATA_LENGTH = _MAX_ITEM_LENGTH - 2 - _MAX_UID_LENGTH
+_MAX_EXTENDED_DATA_LENGTH = _MAX_ITEM_LENGTH - 2 - uids.MAX_UID_LENGTH
 _USER_IDENTITY_TYPES = range(1, 6)  # PS3.7 D.3.3.7.1: 1..5 defined, others reserved
 _USERNAME_AND_PASSCODE = 2
 _USER_IDENTITY_OVERHEAD = 6  # type, positive-response flag, two 2-byte field lengths
 # Sub-item types with a typed representation here; the raw API holds the others.
 _TYPED_SUB_ITEMS = range(0x51, 0x5A)
-
-# PS3.8 annex F: digit components without leading zeros, separated by single dots.
-_UID_PATTERN = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
 
 _T = TypeVar("_T")
 
@@ -83,10 +78,10 @@ def _parameter_error(message: str) -> DicomException:
 
 
 def _check_uid(uid: str, what: str) -> str:
-    if not isinstance(uid, str) or len(uid) > _MAX_UID_LENGTH or not _UID_PATTERN.fullmatch(uid):
+    if not isinstance(uid, str) or not uids.is_valid_uid(uid):
         raise _parameter_error(
             f"{what} {uid!r} is not a valid UID (PS3.8 annex F: digits and dots, "
-            f"no leading zeros in a component, at most {_MAX_UID_LENGTH} characters)"
+            f"no leading zeros in a component, at most {uids.MAX_UID_LENGTH} characters)"
         )
     return uid
 

@@ -29,13 +29,13 @@ REQUEST_COMMITMENT = 1  # Action Type ID (J.3.2.1.1)
 ALL_COMMITTED = 1  # Event Type IDs (J.3.3.1.1)
 FAILURES_EXIST = 2
 
-# Failure Reason values (PS3.4 J.3.3.1.1).
-PROCESSING_FAILURE = 0x0110
-NO_SUCH_OBJECT_INSTANCE = 0x0112
-RESOURCE_LIMITATION = 0x0213
-REFERENCED_SOP_CLASS_NOT_SUPPORTED = 0x0122
-CLASS_INSTANCE_CONFLICT = 0x0119
-DUPLICATE_TRANSACTION_UID = 0x0131
+# Failure Reason values (PS3.4 J.3.3.1.1): the DIMSE status codes of the same meaning.
+PROCESSING_FAILURE = DicomCommandStatusType.ProcessingFailure
+NO_SUCH_OBJECT_INSTANCE = DicomCommandStatusType.NoSuchObjectInstance
+RESOURCE_LIMITATION = DicomCommandStatusType.ResourceLimitation
+REFERENCED_SOP_CLASS_NOT_SUPPORTED = DicomCommandStatusType.ClassNotSupported
+CLASS_INSTANCE_CONFLICT = DicomCommandStatusType.ClassInstanceConflict
+DUPLICATE_TRANSACTION_UID = DicomCommandStatusType.DuplicateTransactionUid
 
 
 class InvalidCommitmentData(ValueError):

@@ -29,10 +29,14 @@ from common import (
 )
 from pydicom import Dataset
 
-from dicomnet import DicomCommandPriorityType, DicomCommandStatusType, DicomNet
+from dicomnet import (
+    CANNOT_UNDERSTAND,
+    DicomCommandPriorityType,
+    DicomCommandStatusType,
+    DicomNet,
+)
 from dicomnet.qr import (
     QUERY_RETRIEVE_SUPPORTED,
-    UNABLE_TO_PROCESS,
     MemoryIndex,
     QueryIndex,
     QueryRetrieveConnection,
@@ -99,7 +103,7 @@ class ArchiveConnection(QueryRetrieveConnection):
             self.listener.index.add(path)
         except Exception as exc:  # pydicom raises many types for data it cannot read
             log.error("stored %s but cannot index it: %s", path, exc)
-            status = UNABLE_TO_PROCESS
+            status = CANNOT_UNDERSTAND
         else:
             log.info("stored %s", path)
             status = DicomCommandStatusType.Success

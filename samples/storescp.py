@@ -42,6 +42,7 @@ from common import (
 from pydicom import Dataset
 
 from dicomnet import (
+    CANNOT_UNDERSTAND,
     DicomCommandPriorityType,
     DicomCommandStatusType,
     DicomException,
@@ -69,7 +70,6 @@ from dicomnet.storage import keep_received_file
 log = logging.getLogger("samples.storescp")
 
 SPOOL_FOLDER = ".storescp-incoming"  # inside the output directory: same file system
-CANNOT_UNDERSTAND = 0xC000  # PS3.4 B.2.3 "Error: Cannot understand"
 Status = DicomCommandStatusType
 
 

@@ -24,7 +24,7 @@ from pydicom.datadict import dictionary_description
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from ..enums import DicomCommandPriorityType
+from ..enums import DicomCommandPriorityType, DicomCommandType
 from ..errors import DIMSEError
 from .status import status_category, status_description
 
@@ -323,7 +323,6 @@ def _plain_value(keyword: str, vr: str, tag: int, value: object) -> object:
 
 # -- names, required fields and the readable dump ------------------------------------
 
-C_CANCEL_RQ = 0x0FFF
 _SERVICE_NAMES = {
     0x0001: "C-STORE",
     0x0010: "C-GET",
@@ -346,7 +345,7 @@ def element_tag(keyword: str) -> int:
 
 def message_name(command_field: int) -> str:
     """``"C-STORE-RQ"``, ``"N-EVENT-REPORT-RSP"``, ``"C-CANCEL-RQ"``, or ``"unknown (0x....)"``."""
-    if command_field == C_CANCEL_RQ:
+    if command_field == DicomCommandType.CCancel:
         return "C-CANCEL-RQ"
     service = _SERVICE_NAMES.get(command_field & ~RESPONSE_BIT)
     if service is None:

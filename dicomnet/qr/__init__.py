@@ -27,7 +27,6 @@ from .retrieve import failed_instances, retrieve_request
 from .scp import (
     IDENTIFIER_DOES_NOT_MATCH,
     QUERY_RETRIEVE_SUPPORTED,
-    UNABLE_TO_PROCESS,
     BackgroundRequests,
     QueryRetrieveConnection,
     QueryRetrieveServer,
@@ -46,7 +45,6 @@ __all__ = [
     "QUERY_TRANSFER_SYNTAXES",
     "RANGE_VRS",
     "STUDY_ROOT_LEVELS",
-    "UNABLE_TO_PROCESS",
     "UNIQUE_KEY_OF_LEVEL",
     "WILDCARD_VRS",
     "BackgroundRequests",

@@ -31,7 +31,7 @@ from ..associate import (
     negotiated_contexts,
 )
 from ..dimse.part10 import Part10File
-from ..dimse.status import StatusCategory, status_category
+from ..dimse.status import CANNOT_UNDERSTAND, StatusCategory, status_category
 from ..enums import DicomCommandPriorityType, DicomCommandStatusType
 from ..errors import DicomException
 from ..net import DicomNet
@@ -47,7 +47,6 @@ from .models import LEVELS_OF_MODEL, query_level
 log = logging.getLogger("dicomnet.qr")
 
 IDENTIFIER_DOES_NOT_MATCH = 0xA900  # PS3.4 C.4.1.1.4: identifier does not match SOP class
-UNABLE_TO_PROCESS = 0xC000  # PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4
 MAX_ERROR_COMMENT = 64  # Error Comment is an LO
 
 QUERY_RETRIEVE_SUPPORTED: Mapping[str, Sequence[str]] = {
@@ -229,7 +228,7 @@ class QueryRetrieveConnection(AcceptedConnection):
         self.requests.start(
             message_id,
             partial(self.find, respond, message_id, affected_class, data_set or Dataset()),
-            lambda exc: respond(UNABLE_TO_PROCESS, None, **error_comment(exc)),
+            lambda exc: respond(CANNOT_UNDERSTAND, None, **error_comment(exc)),
         )
 
     def OnReceiveCGetRequest(
@@ -431,7 +430,7 @@ def _store_status(
 
 
 def _respond_unable(respond: RetrieveResponder, error: Exception) -> None:
-    respond(UNABLE_TO_PROCESS, -1, 0, 0, 0, None, **error_comment(error))
+    respond(CANNOT_UNDERSTAND, -1, 0, 0, 0, None, **error_comment(error))
 
 
 def _end_sub_association(sub: DicomNet) -> None:
