@@ -22,6 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from . import events as ev
 from .config import NetConfig
@@ -85,8 +86,7 @@ class AcceptedContext:
     transfer_syntax: str
 
 
-@dataclass(frozen=True)
-class _OutgoingMessage:
+class _OutgoingMessage(NamedTuple):  # a tuple: made once per message sent, kept cheap
     """Names a queued DIMSE message, so a failure to produce its PDUs can say which."""
 
     context_id: int
@@ -94,8 +94,7 @@ class _OutgoingMessage:
     command_field: int
 
 
-@dataclass(frozen=True)
-class _PDataRequest:
+class _PDataRequest(NamedTuple):
     """What a P-DATA request primitive (Evt9) sends: one message's PDUs, made lazily."""
 
     message: _OutgoingMessage
@@ -147,7 +146,6 @@ class Connection:
         self._rbuf = bytearray(config.receive_buffer)
         self._rstart = 0
         self._rend = 0
-        self._min_free = max(PDU_HEADER.size, config.receive_buffer // 4)
         self._max_busy_buffer = config.max_receive_buffer
         self._filled = False  # the last read filled the whole buffer
         self._discard_input = False
@@ -229,7 +227,8 @@ class Connection:
             self._rstart = self._rend = 0
         rbuf = self._rbuf
         pending = self._rend - self._rstart
-        needed = self._min_free
+        # a read gets at least a quarter of the buffer: compact rather than read in slivers
+        needed = max(PDU_HEADER.size, len(rbuf) >> 2)
         if pending >= PDU_HEADER.size:
             _, length = PDU_HEADER.unpack_from(rbuf, self._rstart)
             needed = max(needed, min(PDU_HEADER.size + length - pending, pending))

@@ -14,10 +14,13 @@ import logging
 import signal
 import sys
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from dicomnet import DicomAssociate, DicomException, DicomNet, Timeouts
 from dicomnet.scu import accepted_context_id, open_association
+
+Net = TypeVar("Net", bound=DicomNet)
 
 DEFAULT_MAX_PDU = 16384  # DCMTK's default receive limit
 
@@ -108,6 +111,20 @@ def associate_for(
         net.SendAbort()
         raise NotAccepted(f"the peer did not accept the {what} SOP class {sop_class}")
     return presentation_id
+
+
+def run_scu(program: str, net: Net, work: Callable[[Net], int], *expected: type[Exception]) -> int:
+    """``work(net)``'s exit status; a ``DicomException``, ``NotAccepted`` or one of the
+    ``expected`` errors is printed and gives 1. The connection is closed and the engine
+    shut down (``DicomNet.Startup`` was called by the caller) in every case."""
+    caught: tuple[type[Exception], ...] = (DicomException, NotAccepted, *expected)
+    try:
+        return work(net)
+    except caught as exc:
+        return fail(program, str(exc))
+    finally:
+        net.Close()
+        DicomNet.Shutdown()
 
 
 def server_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -10,15 +10,14 @@ import argparse
 import sys
 
 from common import (
-    NotAccepted,
     add_common_options,
     associate_for,
-    fail,
+    run_scu,
     setup_logging,
     timeouts_from,
 )
 
-from dicomnet import DicomCommandStatusType, DicomException, DicomNet
+from dicomnet import DicomCommandStatusType, DicomNet
 from dicomnet.scu import build_request, release
 from dicomnet.uids import IMPLICIT_VR_LE, VERIFICATION
 
@@ -53,13 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     DicomNet.Startup()
     net = DicomNet(None, timeouts=timeouts_from(args))
-    try:
-        return echo(args, net)
-    except (DicomException, NotAccepted) as exc:
-        return fail("echoscu", str(exc))
-    finally:
-        net.Close()
-        DicomNet.Shutdown()
+    return run_scu("echoscu", net, lambda net: echo(args, net))
 
 
 if __name__ == "__main__":

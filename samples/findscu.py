@@ -15,10 +15,10 @@ import argparse
 import sys
 
 from common import (
-    NotAccepted,
     add_common_options,
     associate_for,
     fail,
+    run_scu,
     setup_logging,
     timeouts_from,
 )
@@ -28,7 +28,6 @@ from qrcommon import DEFAULT_LEVEL, FIND_MODELS, add_model_options
 from dicomnet import (
     DicomCommandPriorityType,
     DicomCommandStatusType,
-    DicomException,
     DicomNet,
     Timeouts,
 )
@@ -106,13 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     DicomNet.Startup()
     net = FindSCU(args.cancel_after, timeouts_from(args))
-    try:
-        return find(args, net)
-    except (DicomException, NotAccepted) as exc:
-        return fail("findscu", str(exc))
-    finally:
-        net.Close()
-        DicomNet.Shutdown()
+    return run_scu("findscu", net, lambda net: find(args, net))
 
 
 if __name__ == "__main__":

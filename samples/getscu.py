@@ -21,25 +21,30 @@ import sys
 from pathlib import Path
 
 from common import (
-    NotAccepted,
     add_common_options,
     associate_for,
     fail,
+    run_scu,
     setup_logging,
     timeouts_from,
 )
 from pydicom import Dataset
 from pydicom import uid as known
-from qrcommon import DEFAULT_LEVEL, GET_MODELS, add_model_options, format_progress
+from qrcommon import (
+    DEFAULT_LEVEL,
+    GET_MODELS,
+    add_model_options,
+    format_progress,
+    print_retrieve_response,
+)
 
 from dicomnet import (
     DicomCommandPriorityType,
     DicomCommandStatusType,
-    DicomException,
     DicomNet,
     Timeouts,
 )
-from dicomnet.qr import build_identifier, failed_instances, retrieve_request
+from dicomnet.qr import build_identifier, retrieve_request
 from dicomnet.scu import release, wait_final_response
 from dicomnet.storage import keep_received_file
 
@@ -157,13 +162,7 @@ class GetSCU(DicomNet):
         data_set: Dataset | None,
     ) -> None:
         self.responses += 1
-        if status == DicomCommandStatusType.Pending:
-            print(
-                f"getscu: pending: {format_progress(remaining, completed, failed, warning)}",
-                flush=True,
-            )
-        elif failed_instances(data_set):
-            print("getscu: failed instances:", *failed_instances(data_set), flush=True)
+        print_retrieve_response("getscu", status, (remaining, completed, failed, warning), data_set)
 
 
 def storage_classes(extra: list[str]) -> list[str]:
@@ -243,13 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
     DicomNet.Startup()
     net = GetSCU(args.output_directory, args.cancel_after, timeouts_from(args))
-    try:
-        return get(args, net)
-    except (DicomException, NotAccepted) as exc:
-        return fail("getscu", str(exc))
-    finally:
-        net.Close()
-        DicomNet.Shutdown()
+    return run_scu("getscu", net, lambda net: get(args, net))
 
 
 if __name__ == "__main__":

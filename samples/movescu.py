@@ -15,24 +15,29 @@ import argparse
 import sys
 
 from common import (
-    NotAccepted,
     add_common_options,
     associate_for,
     fail,
+    run_scu,
     setup_logging,
     timeouts_from,
 )
 from pydicom import Dataset
-from qrcommon import DEFAULT_LEVEL, MOVE_MODELS, add_model_options, format_progress
+from qrcommon import (
+    DEFAULT_LEVEL,
+    MOVE_MODELS,
+    add_model_options,
+    format_progress,
+    print_retrieve_response,
+)
 
 from dicomnet import (
     DicomCommandPriorityType,
     DicomCommandStatusType,
-    DicomException,
     DicomNet,
     Timeouts,
 )
-from dicomnet.qr import build_identifier, failed_instances, retrieve_request
+from dicomnet.qr import build_identifier, retrieve_request
 from dicomnet.scu import release, wait_final_response
 
 
@@ -56,13 +61,9 @@ class MoveSCU(DicomNet):
         data_set: Dataset | None,
     ) -> None:
         self.responses += 1
-        if status == DicomCommandStatusType.Pending:
-            print(
-                f"movescu: pending: {format_progress(remaining, completed, failed, warning)}",
-                flush=True,
-            )
-        elif failed_instances(data_set):
-            print("movescu: failed instances:", *failed_instances(data_set), flush=True)
+        print_retrieve_response(
+            "movescu", status, (remaining, completed, failed, warning), data_set
+        )
 
 
 def move(args: argparse.Namespace, net: MoveSCU) -> int:
@@ -118,13 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     DicomNet.Startup()
     net = MoveSCU(timeouts_from(args))
-    try:
-        return move(args, net)
-    except (DicomException, NotAccepted) as exc:
-        return fail("movescu", str(exc))
-    finally:
-        net.Close()
-        DicomNet.Shutdown()
+    return run_scu("movescu", net, lambda net: move(args, net))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ Keeps MPPS instances in memory, by SOP Instance UID, for as long as it runs:
   A710, as F.7.2.2.4 prescribes.
 - N-GET returns the requested attributes (all of them for an empty list); requested
   attributes the instance lacks are listed in a 0107 warning.
+
+The rules are ``dicomnet.mpps.MppsStore``; this program connects them to the network.
 """
 
 from __future__ import annotations

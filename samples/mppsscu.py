@@ -19,10 +19,10 @@ import sys
 from collections.abc import Callable
 
 from common import (
-    NotAccepted,
     add_common_options,
     associate_for,
     fail,
+    run_scu,
     setup_logging,
     timeouts_from,
 )
@@ -30,7 +30,7 @@ from pydicom import Dataset
 from pydicom.datadict import tag_for_keyword
 from pydicom.uid import generate_uid
 
-from dicomnet import DicomException, DicomNet, Response, StatusCategory
+from dicomnet import DicomNet, Response, StatusCategory
 from dicomnet.mpps import (
     COMPLETED,
     MPPS_SOP_CLASS,
@@ -209,13 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
     DicomNet.Startup()
     net = DicomNet(None, timeouts=timeouts_from(args))
-    try:
-        return run(args, net)
-    except (DicomException, StepFailed, NotAccepted) as exc:
-        return fail(PROGRAM, str(exc))
-    finally:
-        net.Close()
-        DicomNet.Shutdown()
+    return run_scu(PROGRAM, net, lambda net: run(args, net), StepFailed)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 
-from dicomnet.qr import InvalidKey, QueryKey, parse_key
+from pydicom import Dataset
+
+from dicomnet import DicomCommandStatusType
+from dicomnet.qr import InvalidKey, QueryKey, failed_instances, parse_key
 from dicomnet.sopclasses import (
     MODALITY_WORKLIST_FIND,
     PATIENT_ROOT_FIND,
@@ -83,3 +86,14 @@ def format_progress(remaining: int, completed: int, failed: int, warning: int) -
     """Sub-operation counts of a C-GET/C-MOVE response; a negative remaining is absent."""
     counts = f"completed {completed}, failed {failed}, warning {warning}"
     return f"remaining {remaining}, {counts}" if remaining >= 0 else counts
+
+
+def print_retrieve_response(
+    program: str, status: int, counts: tuple[int, int, int, int], data_set: Dataset | None
+) -> None:
+    """A C-GET/C-MOVE response as it arrives: the counts of a pending one, the failed
+    instances a final one lists."""
+    if status == DicomCommandStatusType.Pending:
+        print(f"{program}: pending: {format_progress(*counts)}", flush=True)
+    elif failed_instances(data_set):
+        print(f"{program}: failed instances:", *failed_instances(data_set), flush=True)
