@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import events as ev
@@ -32,6 +32,7 @@ from .dimse.fragment import DataSource, iter_message_pdus
 from .enums import (
     DicomAbortReasonType,
     DicomAbortSourceType,
+    DicomAssociateRejectReasonType,
     DicomAssociateRejectResultType,
     DicomAssociateRejectSourceType,
     DicomPduType,
@@ -74,8 +75,6 @@ ASSOCIATED_STATES = frozenset(
 # A requestor waiting for A-ASSOCIATE-AC/RJ (Sta5) or A-RELEASE-RP (Sta7): the ACSE timer.
 _ACSE_WAIT_STATES = frozenset({State.Sta5, State.Sta7})
 
-_REJECT_PROTOCOL_VERSION = 2  # A-ASSOCIATE-RJ reason 2 of the ACSE provider (PS3.8 9.3.4)
-
 
 @dataclass(frozen=True)
 class AcceptedContext:
@@ -108,8 +107,7 @@ _Outgoing = AssociateRQ | AssociateAC | AssociateRJ | Abort | _PDataRequest | No
 class Connection:
     """One association's protocol state; see the module docstring for the contract.
 
-    ``config`` gives the limits and ``config.timeouts`` the timers. ``timeouts`` is the
-    older way to give only the timers and overrides ``config.timeouts`` when both are given.
+    ``config`` gives the limits and ``config.timeouts`` the timers.
     """
 
     def __init__(
@@ -117,15 +115,11 @@ class Connection:
         *,
         is_requestor: bool,
         config: NetConfig | None = None,
-        timeouts: Timeouts | None = None,
         sink_factory: SinkFactory | None = None,
         report_pdus: bool = False,
         name: str = "",
     ) -> None:
-        config = config or NetConfig()
-        if timeouts is not None:
-            config = replace(config, timeouts=timeouts)
-        self.config = config
+        self.config = config = config or NetConfig()
         self.fsm = StateMachine(is_requestor)
         self.report_pdus = report_pdus
         self.name = name or ("requestor" if is_requestor else "acceptor")
@@ -338,7 +332,7 @@ class Connection:
                 outgoing = AssociateRJ(
                     DicomAssociateRejectResultType.Permanent,
                     DicomAssociateRejectSourceType.Provider1,
-                    _REJECT_PROTOCOL_VERSION,
+                    DicomAssociateRejectReasonType.Version,
                 )
         try:
             transition = self.fsm.handle(event, request_acceptable=acceptable)

@@ -230,8 +230,3 @@ class DicomCommandStatusType(IntEnum):
 class DicomRoleSupport(IntEnum):
     Unsupported = 0
     Supported = 1
-
-
-class DicomTlsCertificateType(IntEnum):
-    Pem = 1
-    Asn1 = 2

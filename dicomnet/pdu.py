@@ -11,16 +11,15 @@ The P-DATA-TF hot path has its own two functions (``iter_pdvs`` and
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from pydicom.uid import UID
 
-from .enums import DicomPduType
+from .enums import DicomPduType, describe_reject
 from .errors import DicomExceptionCode, PDUError
-from .uids import APPLICATION_CONTEXT
+from .uids import APPLICATION_CONTEXT, is_valid_uid
 
 # -- model ---------------------------------------------------------------------------
 
@@ -819,22 +818,6 @@ _CONTEXT_RESULTS = {
     3: "abstract-syntax-not-supported (provider rejection)",
     4: "transfer-syntaxes-not-supported (provider rejection)",
 }
-_REJECT_RESULTS = {1: "rejected-permanent", 2: "rejected-transient"}
-_REJECT_SOURCES = {
-    1: "DICOM UL service-user",
-    2: "DICOM UL service-provider (ACSE related function)",
-    3: "DICOM UL service-provider (presentation related function)",
-}
-_REJECT_REASONS = {  # by source: the meaning of a reason depends on who rejected
-    1: {
-        1: "no-reason-given",
-        2: "application-context-name-not-supported",
-        3: "calling-AE-title-not-recognized",
-        7: "called-AE-title-not-recognized",
-    },
-    2: {1: "no-reason-given", 2: "protocol-version-not-supported"},
-    3: {1: "temporary-congestion", 2: "local-limit-exceeded"},
-}
 _ABORT_SOURCES = {0: "DICOM UL service-user", 2: "DICOM UL service-provider"}
 _ABORT_REASONS = {
     0: "reason-not-specified",
@@ -852,7 +835,6 @@ _IDENTITY_TYPES = {
     5: "JSON web token",
 }
 _USERNAME_TYPES = frozenset({1, 2})
-_UID_SYNTAX = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 def describe_pdu(pdu: PDU) -> str:
@@ -867,9 +849,8 @@ def describe_pdu(pdu: PDU) -> str:
         case AssociateRJ():
             lines = [
                 "A-ASSOCIATE-RJ",
-                f"  result: {_named(pdu.result, _REJECT_RESULTS)}",
-                f"  source: {_named(pdu.source, _REJECT_SOURCES)}",
-                f"  reason: {_named(pdu.reason, _REJECT_REASONS.get(pdu.source, {}))}",
+                f"  {describe_reject(pdu.result, pdu.source, pdu.reason)}",
+                f"  result {pdu.result}, source {pdu.source}, reason {pdu.reason}",
             ]
         case PDataTF():
             lines = [f"P-DATA-TF with {len(pdu.pdvs)} PDV(s)"]
@@ -893,7 +874,7 @@ def _named(value: int, names: Mapping[int, str]) -> str:
 
 
 def _describe_uid(uid: str) -> str:
-    if not _UID_SYNTAX.fullmatch(uid):  # pydicom would warn about it; print it raw
+    if not is_valid_uid(uid, strict=False):  # pydicom would warn about it; print it raw
         return repr(uid)
     name = UID(uid).name
     return uid if name == uid else f"{uid} ({name})"

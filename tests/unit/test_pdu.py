@@ -623,7 +623,7 @@ def test_describe_request_names_uids_and_hides_secrets() -> None:
 def test_describe_accept_reject_abort_and_release() -> None:
     assert "result: 0 (acceptance)" in describe_pdu(decode_pdu(RICH_AC))
     rejected = describe_pdu(decode_pdu(_load("pynetdicom-called-ae-rejected.pdus")[1]))
-    assert "rejected-permanent" in rejected and "called-AE-title-not-recognized" in rejected
+    assert "rejected (permanent): called AE title not recognized" in rejected
     assert "service-user" in describe_pdu(Abort(0, 0))
     assert "unexpected-PDU" in describe_pdu(Abort(2, 2))
     assert describe_pdu(ReleaseRP()) == "A-RELEASE-RP"
