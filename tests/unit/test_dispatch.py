@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import queue
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from dicomnet import (
     DicomAssociate,
     DicomCommandStatusType,
     DicomNet,
+    DicomNetIpTypeFlags,
     DicomPduType,
     Timeouts,
     build_accept,
@@ -178,3 +180,43 @@ def test_subscribing_to_raw_pdus_after_the_association_started_takes_effect(
         signals.OnReceive.disconnect(received, sender=scu)
         signals.OnSend.disconnect(sent, sender=scu)
         scu.Close()
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def test_listening_on_ipv4_or_ipv6_serves_both_families() -> None:
+    if not _has_ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback (::1)")
+    DicomNet.Startup()
+    listener = Server()
+    scus: list[DicomNet] = []
+    try:
+        listener.Listen(None, 0, 8, DicomNetIpTypeFlags.Ipv4OrIpv6)
+        for peer, ip_type in (
+            ("127.0.0.1", DicomNetIpTypeFlags.Ipv4),
+            ("::1", DicomNetIpTypeFlags.Ipv6),
+        ):
+            scu = DicomNet(None, timeouts=TIMEOUTS)
+            scus.append(scu)
+            scu.Connect(None, 0, peer, listener.HostPort, ip_type)
+            scu.wait_connected(WAIT)
+            request = DicomAssociate(True)
+            request.Called, request.Calling = "SCP", "SCU"
+            request.AddPresentationContext(1, 0, VERIFICATION)
+            request.AddTransfer(1, IMPLICIT_VR_LE)
+            scu.SendAssociateRequest(request)
+            scu.wait_associated(WAIT)
+        peers = {listener.children.get(timeout=WAIT).PeerAddress for _ in scus}
+        assert peers == {"127.0.0.1", "::1"}
+    finally:
+        for scu in scus:
+            scu.Close()
+        listener.Dispose()
+        DicomNet.Shutdown()

@@ -13,6 +13,7 @@ import socket
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import Dataset
@@ -24,7 +25,9 @@ from dicomnet import (
     DicomAssociateAcceptResultType,
     DicomCommandPriorityType,
     DicomException,
+    DicomExceptionCode,
     DicomNet,
+    DicomPduType,
     Timeouts,
     read_part10_header,
 )
@@ -121,6 +124,17 @@ def pdv_controls(body: bytes) -> list[int]:
     return found
 
 
+class SendWatcher(DicomNet):
+    """Records the error codes ``OnSend`` reports."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.send_errors: list[DicomExceptionCode] = []
+
+    def OnSend(self, error: DicomExceptionCode, pdu_type: DicomPduType, length: int) -> None:
+        self.send_errors.append(error)
+
+
 @pytest.fixture
 def scp() -> Iterator[SlowRawScp]:
     DicomNet.Startup()
@@ -137,7 +151,7 @@ def test_a_part10_file_truncated_mid_send_aborts_the_association(
 ) -> None:
     path = write_image(tmp_path / "image.dcm")
     part10 = read_part10_header(path)
-    scu = DicomNet(None, timeouts=Timeouts(connect=WAIT, artim=WAIT, acse=WAIT, dimse=WAIT))
+    scu = SendWatcher(None, timeouts=Timeouts(connect=WAIT, artim=WAIT, acse=WAIT, dimse=WAIT))
     try:
         scu.Connect(None, 0, LOOPBACK, scp.port)
         scp.accept()
@@ -186,8 +200,11 @@ def test_a_part10_file_truncated_mid_send_aborts_the_association(
         assert len(controls) - 1 < DATA_LENGTH // 16000  # it stopped inside the data
 
         scp.sock.close()  # the peer closes after the A-ABORT, which ends the SCU's wait
-        with pytest.raises(DicomException):
+        with pytest.raises(DicomException) as raised:
             scu.wait_response(message_id, WAIT)
+        assert raised.value.Code == DicomExceptionCode.NetFailure  # the send failed, said so
+        assert f"sending message {message_id}" in raised.value.message
         scu.wait_closed(WAIT)
+        assert DicomExceptionCode.NetFailure in scu.send_errors  # OnSend heard it too
     finally:
         scu.Close()
