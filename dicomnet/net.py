@@ -545,7 +545,10 @@ class DicomNet(DimseServices):
         outcome = self._outcome
         limit = self.timeouts.dimse if timeout is None else timeout
         if limit is not None and not outcome.has_response(message_id) and not outcome.ended:
-            self._submit(lambda session, now: session.expect_response(message_id, limit, now))
+            try:
+                self._submit(lambda session, now: session.expect_response(message_id, limit, now))
+            except DicomException:  # the connection ended meanwhile: the wait says how
+                pass
         outcome.wait(
             lambda: outcome.has_response(message_id) or outcome.ended,
             None,

@@ -249,7 +249,7 @@ class DimseSession:
         self._last_activity = now
 
     def get_timer(self) -> float | None:
-        deadlines = [d for d in (self.engine.get_timer(), self._dimse_deadline()) if d]
+        deadlines = [d for d in (self.engine.get_timer(), self._dimse_deadline()) if d is not None]
         deadlines.extend(self._watch_deadline(w) for w in self._watches.values())
         return min(deadlines) if deadlines else None
 
@@ -273,7 +273,7 @@ class DimseSession:
 
     def _dimse_deadline(self) -> float | None:
         timeout = self.config.timeouts.dimse
-        if timeout is None or not len(self.operations) or self.engine.is_closed:
+        if timeout is None or not len(self.operations) or self._dimse_timed_out:
             return None
         return self._last_activity + timeout
 
@@ -292,9 +292,6 @@ class DimseSession:
         """Report ``ResponseTimedOut`` when nothing arrives for ``timeout`` seconds (the
         association stays) unless the final response to ``message_id`` came first."""
         self._watches[message_id] = _Watch(timeout, now)
-
-    def forget_response(self, message_id: int) -> None:
-        self._watches.pop(message_id, None)
 
     # -- association primitives ------------------------------------------------------
 

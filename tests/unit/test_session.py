@@ -436,3 +436,14 @@ def test_pending_responses_push_the_response_deadline_back() -> None:
     assert len(received(pair, "scu")) == 4
     pair.advance(2.0)
     assert pair.take("scu", ResponseTimedOut)
+
+
+def test_the_dimse_timeout_aborts_once() -> None:
+    pair = associate(scu_config=NetConfig(timeouts=Timeouts(dimse=5.0, artim=30.0)))
+    pair.scu.send(1, echo_request(1), None, pair.now)
+    pair.exchange()
+    pair.advance(5.0)
+    assert len(pair.take("scu", ev.ProviderAborted)) == 1
+    assert pair.scu.get_timer() == pair.now + 30.0  # only ARTIM, waiting for the close
+    pair.advance(10.0)
+    assert not pair.take("scu", ev.ProviderAborted)
