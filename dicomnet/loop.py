@@ -94,8 +94,13 @@ class ProtocolEngine(Protocol):
         """The send queue could not produce a queued stream (``peek`` raised)."""
 
 
+def _nothing() -> None:
+    pass
+
+
 class TimerHandle:
-    """A scheduled call; ``cancel`` makes it a no-op."""
+    """A scheduled call; ``cancel`` makes it a no-op and lets go of the callback, so a
+    cancelled timer still in the heap keeps nothing (a closed connection) alive."""
 
     __slots__ = ("when", "callback", "cancelled")
 
@@ -106,6 +111,7 @@ class TimerHandle:
 
     def cancel(self) -> None:
         self.cancelled = True
+        self.callback = _nothing
 
 
 class VirtualClock:

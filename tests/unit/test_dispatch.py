@@ -8,9 +8,11 @@ change what another does, and a subscription made after the association started 
 
 from __future__ import annotations
 
+import gc
 import inspect
 import queue
 import socket
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,11 +85,16 @@ class Server(DicomNet):
     def __init__(self) -> None:
         super().__init__(None, timeouts=TIMEOUTS)
         self.children: queue.Queue[DicomNet] = queue.Queue()
+        self.closed: queue.Queue[bool] = queue.Queue()
 
     def OnAccept(self, error: object) -> None:
         child = AcceptOnly(None, timeouts=TIMEOUTS)
         self.Accept(child)
         self.children.put(child)
+
+    def OnClose(self, error: object, net: DicomNet) -> None:
+        if net is not self:
+            self.closed.put(net is not None)
 
 
 @pytest.fixture
@@ -220,3 +227,38 @@ def test_listening_on_ipv4_or_ipv6_serves_both_families() -> None:
             scu.Close()
         listener.Dispose()
         DicomNet.Shutdown()
+
+
+def _associate(server: Server, timeouts: Timeouts) -> DicomNet:
+    scu = DicomNet(None, timeouts=timeouts)
+    scu.Connect(None, 0, "127.0.0.1", server.HostPort)
+    scu.wait_connected(WAIT)
+    request = DicomAssociate(True)
+    request.Called, request.Calling = "SCP", "SCU"
+    request.AddPresentationContext(1, 0, VERIFICATION)
+    request.AddTransfer(1, IMPLICIT_VR_LE)
+    scu.SendAssociateRequest(request)
+    scu.wait_associated(WAIT)
+    return scu
+
+
+def test_a_finished_association_is_not_kept_alive_by_its_cancelled_timers(
+    server: Server,
+) -> None:
+    # A live association whose idle timer is due first keeps the cancelled timers of the
+    # finished one inside the loop's heap.
+    keeper = _associate(server, Timeouts(connect=WAIT, idle=60))
+    server.children.get(timeout=WAIT)
+    scu = _associate(server, Timeouts(connect=WAIT, artim=300, acse=300, dimse=300, idle=300))
+    child = weakref.ref(server.children.get(timeout=WAIT))
+    scu.SendReleaseRequest()
+    scu.wait_released(WAIT)
+    scu.wait_closed(WAIT)
+    server.closed.get(timeout=WAIT)  # the SCP closed its side too
+    gone = weakref.ref(scu)
+    del scu
+    gc.collect()
+    try:
+        assert child() is None and gone() is None
+    finally:
+        keeper.Close()
