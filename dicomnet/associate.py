@@ -775,8 +775,9 @@ class AcceptPolicy:
         for transfer_syntax in self.supported.get(abstract_syntax, ()):
             if transfer_syntax in proposed:
                 return transfer_syntax
-        if abstract_syntax in self.accept_any_transfer_syntax_for and proposed:
-            return proposed[0]
+        if abstract_syntax in self.accept_any_transfer_syntax_for:
+            # Only a well-formed UID can be echoed in the A-ASSOCIATE-AC.
+            return next((ts for ts in proposed if uids.is_valid_uid(ts, strict=False)), None)
         return None
 
 

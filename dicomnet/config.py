@@ -31,6 +31,9 @@ class NetConfig:
         connections get a turn.
     send_backlog_high / send_backlog_low: a thread calling ``Send*`` waits while more
         than ``high`` messages wait to be sent, until the backlog drains to ``low``.
+    direct_write_limit: a message whose data set is at most this large is written by the
+        thread that sends it when nothing else is queued (no hand-over to the loop); a
+        larger one is streamed by the loop thread alone.
     kept_responses: final responses kept per connection for ``wait_response``
         (programs that only use callbacks never take them).
     listen_backlog: default length of the kernel's queue of connections not yet
@@ -45,6 +48,7 @@ class NetConfig:
     read_budget: int = 8 << 20
     send_backlog_high: int = 64
     send_backlog_low: int = 16
+    direct_write_limit: int = 1 << 20
     kept_responses: int = 4096
     listen_backlog: int = 128
 

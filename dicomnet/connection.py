@@ -73,7 +73,14 @@ ASSOCIATED_STATES = frozenset(
     {State.Sta6, State.Sta7, State.Sta8, State.Sta9, State.Sta10, State.Sta11, State.Sta12}
 )
 # A requestor waiting for A-ASSOCIATE-AC/RJ (Sta5) or A-RELEASE-RP (Sta7): the ACSE timer.
-_ACSE_WAIT_STATES = frozenset({State.Sta5, State.Sta7})
+# Waiting for an A-ASSOCIATE or A-RELEASE answer: the peer's (Sta5, Sta7) or the local
+# application's (Sta3, which PS3.8 leaves without a timer).
+_ACSE_WAIT_STATES = frozenset({State.Sta3, State.Sta5, State.Sta7})
+_WAITING_FOR = {
+    State.Sta3: "A-ASSOCIATE response from the application",
+    State.Sta5: "A-ASSOCIATE response",
+    State.Sta7: "A-RELEASE-RP",
+}
 
 
 @dataclass(frozen=True)
@@ -240,9 +247,6 @@ class Connection:
         """``nbytes`` were written into the buffer from ``get_buffer``; process them."""
         self._rend += nbytes
         self._filled = self._rend == len(self._rbuf)
-        idle = self._timeouts.idle
-        if self._idle_deadline is not None and idle is not None:
-            self._idle_deadline = now + idle
         self._process_input(now)
 
     def receive_data(self, data: bytes | memoryview, now: float) -> None:
@@ -284,6 +288,10 @@ class Connection:
             with memoryview(buf)[self._rstart : end] as view:
                 self._rstart = end
                 self._handle_pdu(pdu_type, view, now)
+            # The idle limit counts whole PDUs: a peer dripping bytes does not keep it.
+            idle = self._timeouts.idle
+            if self._idle_deadline is not None and idle is not None:
+                self._idle_deadline = now + idle
         # Data fragments may still point into the receive buffer: write them out before
         # the buffer is reused.
         self._assembler.flush()
@@ -438,11 +446,11 @@ class Connection:
             self._artim_expired(now)
         if self._acse_deadline is not None and now >= self._acse_deadline:
             self._acse_deadline = None
-            waiting = "A-ASSOCIATE response" if self.state is State.Sta5 else "A-RELEASE-RP"
+            waiting = _WAITING_FOR.get(self.state, "A-RELEASE-RP")
             self._local_abort(f"no {waiting} within {self._timeouts.acse} s", now)
         if self._idle_deadline is not None and now >= self._idle_deadline:
             self._idle_deadline = None
-            self._local_abort(f"nothing received for {self._timeouts.idle} s", now)
+            self._local_abort(f"no complete PDU received for {self._timeouts.idle} s", now)
 
     def _artim_expired(self, now: float) -> None:
         """Evt18: no A-ASSOCIATE-RQ came (Sta2), or the peer did not close (Sta13)."""
@@ -472,12 +480,14 @@ class Connection:
     def send_associate_rq(self, rq: AssociateRQ, now: float) -> None:
         """A-ASSOCIATE request on an already connected transport (Evt1 then Evt2)."""
         self._check_requestor_primitive(Event.Evt1, "send an A-ASSOCIATE-RQ")
+        encode_pdu(rq)  # what cannot be encoded raises here, before any state changes
         self.associate_rq = rq
         self.local_max_pdu = rq.user_information.max_length or 0
         self._apply(self._transition(Event.Evt1), now)
         self._apply(self._transition(Event.Evt2), now, outgoing=rq)
 
     def send_associate_ac(self, ac: AssociateAC, now: float) -> None:
+        encode_pdu(ac)  # what cannot be encoded raises here, before any state changes
         transition = self._user_transition(Event.Evt7, "send an A-ASSOCIATE-AC")
         self.associate_ac = ac
         self.local_max_pdu = ac.user_information.max_length or 0
@@ -485,6 +495,7 @@ class Connection:
         self._apply(transition, now, outgoing=ac)
 
     def send_associate_rj(self, rj: AssociateRJ, now: float) -> None:
+        encode_pdu(rj)
         self._apply(self._user_transition(Event.Evt8, "send an A-ASSOCIATE-RJ"), now, outgoing=rj)
 
     def send_message(

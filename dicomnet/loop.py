@@ -121,11 +121,12 @@ class VirtualClock:
     then it jumps to that timer, so a 30 s timeout takes no wall time and events happen
     in the order their deadlines say. Only for a manually pumped loop, where one thread
     does all the work (loopback writes are readable at once, so "nothing to do" is
-    known); ``advance`` moves time on by hand.
+    known). ``advance`` moves time on by hand; with ``jump=False`` that is the only way.
     """
 
-    def __init__(self, start: float = 1000.0) -> None:
+    def __init__(self, start: float = 1000.0, *, jump: bool = True) -> None:
         self.now = start
+        self.jump = jump
 
     def __call__(self) -> float:
         return self.now
@@ -236,7 +237,8 @@ class EventLoop:
                 self._guarded(key.data, mask)
         if virtual and not ready and not self._calls and self._timers:
             assert isinstance(self._clock, VirtualClock)
-            self._clock.now = max(self._clock.now, self._timers[0][0])
+            if self._clock.jump:
+                self._clock.now = max(self._clock.now, self._timers[0][0])
         now = self.time()
         while self._timers and self._timers[0][0] <= now:
             _, _, handle = heapq.heappop(self._timers)

@@ -442,9 +442,12 @@ class DicomNet(DimseServices):
         only the checks and the queueing happen under the connection's lock."""
         session = self._require_session()
         data = session.prepare_data(presentation_id, command, data_set)
+        # Large data sets stream from the loop thread alone: spread over two threads,
+        # their read buffers would grow two allocator arenas.
+        small = data is None or data.length <= self.config.direct_write_limit
         self._submit(
             lambda session, now: session.send(presentation_id, command, data, now),
-            write_here=True,
+            write_here=small,
         )
 
     # -- callbacks (defaults send the signal of the same name) -----------------------
@@ -726,6 +729,11 @@ class DicomNet(DimseServices):
         for event in batch:
             try:
                 self._HANDLERS[type(event)](self, event)
+            except DicomException as exc:
+                if not session.has_ended:
+                    log.exception("callback raised while handling %s", type(event).__name__)
+                else:  # a send racing the end of the association: an ordinary outcome
+                    log.debug("%s after the association ended: %s", type(event).__name__, exc)
             except Exception:
                 log.exception("callback raised while handling %s", type(event).__name__)
 
@@ -740,7 +748,21 @@ class DicomNet(DimseServices):
             request.Called,
             request.PresentationContextCount,
         )
-        self.OnReceiveAssociateRequest(request)
+        try:
+            self.OnReceiveAssociateRequest(request)
+        except Exception as exc:
+            session = self._session
+            if session is None or not session.awaiting_answer:
+                raise
+            # An answer that cannot be given (an accept that does not encode, a failing
+            # handler) must not leave the peer waiting: reject it.
+            log.error("cannot answer the A-ASSOCIATE-RQ (%s): rejecting it", exc)
+            rj = AssociateRJ(
+                DicomAssociateRejectResultType.Permanent,
+                DicomAssociateRejectSourceType.User,
+                DicomAssociateRejectReasonType.Unknown,
+            )
+            self._submit(lambda session, now: session.send_associate_rj(rj, now))
 
     def _on_association_accepted(self, event: AssociationAccepted) -> None:
         accept = event.accept

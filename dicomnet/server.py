@@ -50,6 +50,10 @@ STORAGE_AND_VERIFICATION: Mapping[str, Sequence[str]] = {
 }
 """``supported`` for a storage SCP: every storage SOP class, plus Verification."""
 
+SCP_IDLE_TIMEOUT = 120.0
+"""Seconds an SCP's association may go without a complete PDU (``Timeouts.idle``) when
+the server is given no ``timeouts``: a silent or dripping peer must not hold it for ever."""
+
 
 class AcceptedConnection(DicomNet):
     """One accepted connection: negotiates by its server's policy, answers C-ECHO and
@@ -57,7 +61,7 @@ class AcceptedConnection(DicomNet):
     once received (its role proposals decide, for instance, where C-GET may store)."""
 
     def __init__(self, listener: AcceptingServer) -> None:
-        super().__init__(listener.temp_path, listener.SecurityMode, timeouts=listener.timeouts)
+        super().__init__(listener.temp_path, listener.SecurityMode, config=listener.config)
         self.listener = listener
         self.association_request: DicomAssociate | None = None
 
@@ -128,7 +132,7 @@ class AcceptingServer(DicomNet):
         accept_any_transfer_syntax_for: Collection[str] = (),
         requestor_scp_role: Collection[str] = (),
     ) -> None:
-        super().__init__(temp_path, timeouts=timeouts)
+        super().__init__(temp_path, timeouts=timeouts or Timeouts(idle=SCP_IDLE_TIMEOUT))
         self.ae_title = ae_title
         self.check_called_aet = check_called_aet
         self.policy = AcceptPolicy(

@@ -47,6 +47,7 @@ from .enums import (
     DicomCommandType,
 )
 from .errors import DicomException, DicomExceptionCode, DIMSEError
+from .fsm import State
 from .operations import OutstandingOperations
 from .pdu import AssociateRJ
 from .response import Response
@@ -201,6 +202,16 @@ class DimseSession:
     @property
     def is_closed(self) -> bool:
         return self.engine.is_closed
+
+    @property
+    def has_ended(self) -> bool:
+        """The association is over (aborted, released, rejected), or never began."""
+        return self.engine.is_closed or self.engine.state in (State.Sta1, State.Sta13)
+
+    @property
+    def awaiting_answer(self) -> bool:
+        """An A-ASSOCIATE-RQ arrived and the application has not answered it (Sta3)."""
+        return self.engine.state is State.Sta3
 
     def next_message_id(self) -> int:
         """A fresh message ID (1..65535, wrapping) for this association's requests."""

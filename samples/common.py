@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from dicomnet import DicomAssociate, DicomException, DicomNet, Timeouts
 from dicomnet.scu import accepted_context_id, open_association
+from dicomnet.server import SCP_IDLE_TIMEOUT
 
 Net = TypeVar("Net", bound=DicomNet)
 
@@ -51,14 +52,16 @@ def add_common_options(parser: argparse.ArgumentParser, *, scu: bool) -> None:
         "--timeout",
         type=float,
         default=30.0,
-        help="connection, ARTIM and response timeout in seconds",
+        help="TCP connect, ARTIM (waiting for the A-ASSOCIATE-RQ, and for the peer to "
+        "close after a release or abort) and DIMSE response timeout in seconds",
     )
     parser.add_argument(
         "-ta",
         "--acse-timeout",
         type=float,
         default=30.0,
-        help="timeout for A-ASSOCIATE and A-RELEASE responses",
+        help="timeout for A-ASSOCIATE and A-RELEASE responses (of the peer, or of this "
+        "program's handler)",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log association and DIMSE summaries"
@@ -74,8 +77,13 @@ def setup_logging(args: argparse.Namespace) -> None:
 
 
 def timeouts_from(args: argparse.Namespace) -> Timeouts:
+    idle = vars(args).get("idle_timeout")  # an SCP option: SCUs wait on their own requests
     return Timeouts(
-        connect=args.timeout, artim=args.timeout, acse=args.acse_timeout, dimse=args.timeout
+        connect=args.timeout,
+        artim=args.timeout,
+        acse=args.acse_timeout,
+        dimse=args.timeout,
+        idle=idle or None,
     )
 
 
@@ -140,6 +148,14 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     """What every sample SCP takes besides the common options: where to listen."""
     parser.add_argument("--bind", default="", help="local address to listen on (default: all)")
     parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=SCP_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help="abort an association that receives no complete PDU for this long "
+        f"(default {SCP_IDLE_TIMEOUT:g}; 0: never)",
+    )
+    parser.add_argument(
         "--check-called-aet",
         action="store_true",
         help="reject associations whose called AE title is not -aet",
@@ -151,7 +167,7 @@ def serve(program: str, server: DicomNet, args: argparse.Namespace, note: str = 
     """Listen as ``args`` say, announce the port, serve until SIGTERM or SIGINT, then
     close and shut the engine down (``DicomNet.Startup`` was called by the caller)."""
     try:
-        server.Listen(args.bind, args.port, 64)
+        server.Listen(args.bind, args.port, server.config.listen_backlog)
     except DicomException as exc:
         DicomNet.Shutdown()
         return fail(program, str(exc))

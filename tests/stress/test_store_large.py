@@ -152,7 +152,12 @@ def storescp(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
 
 
 def run_storescu_measured(port: int, path: Path, log: Path) -> tuple[int, int]:
-    """Run storescu.py to completion; (exit status, peak RSS in kB) from wait4."""
+    """Run storescu.py to completion; (exit status, its peak RSS in kB).
+
+    The peak is the VmHWM of the program's own address space, read while it runs: the
+    kernel's ru_maxrss would also count the test process the child was forked from
+    (the memory it shared until exec), which grows as the test session goes on.
+    """
     with log.open("w") as output:
         process = subprocess.Popen(
             [
@@ -169,13 +174,22 @@ def run_storescu_measured(port: int, path: Path, log: Path) -> tuple[int, int]:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+        peak = 0
         try:
-            _, status, usage = os.wait4(process.pid, 0)
+            while True:
+                try:
+                    peak = max(peak, peak_rss_kb(process.pid))
+                except (FileNotFoundError, AssertionError, ProcessLookupError):
+                    pass  # exiting: its memory is gone
+                try:
+                    process.wait(timeout=0.02)  # sample the high-water mark until it exits
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
         except BaseException:
             process.kill()
             raise
-        process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, usage.ru_maxrss  # kilobytes on Linux
+    return process.returncode, peak
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and wait4")
