@@ -50,7 +50,7 @@ class NetConfig:
     send_backlog_low: int = 16
     direct_write_limit: int = 1 << 20
     kept_responses: int = 4096
-    listen_backlog: int = 128
+    listen_backlog: int = 1024
 
     def __post_init__(self) -> None:
         if not 0 <= self.send_backlog_low <= self.send_backlog_high:
