@@ -40,6 +40,25 @@ log = logging.getLogger("dicomnet.loop")
 _WRITE_PEEK = 1 << 20
 # Connections accepted per readiness event, so a connection storm cannot starve the loop.
 _ACCEPT_BATCH = 64
+# accept() errors that end one pending connection only: the next one may succeed.
+_ACCEPT_PEER_ERRORS = frozenset(
+    {
+        errno.ECONNABORTED,
+        errno.ECONNRESET,
+        errno.EPERM,  # a firewall rule refused this peer
+        errno.EPROTO,
+        errno.ENOPROTOOPT,
+        errno.EOPNOTSUPP,
+        errno.ENETDOWN,
+        errno.ENETUNREACH,
+        errno.EHOSTDOWN,
+        errno.EHOSTUNREACH,
+    }
+)
+# Seconds the listener stops accepting after any other accept() error (out of descriptors
+# or memory, mostly): the connection stays queued, so the socket stays readable and
+# retrying at once would spin the loop until something else frees a descriptor.
+_ACCEPT_BACKOFF = 0.1
 
 AcceptCallback = Callable[[socket.socket, tuple[str, int]], None]
 ConnectCallback = Callable[[socket.socket | None, OSError | None], None]
@@ -533,7 +552,13 @@ class StreamChannel:
 class ListenerChannel:
     """Accepts connections on a listening socket and hands each to ``on_accept``, with
     the peer's (host, port); an IPv4 peer of a dual-stack socket is named by its IPv4
-    address."""
+    address.
+
+    When accepting fails for want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM...) the
+    listener stops watching its socket for ``_ACCEPT_BACKOFF`` seconds and then tries
+    again, until a connection is accepted: the waiting connections stay in the kernel's
+    queue, other connections keep being served, and one warning is logged per episode.
+    """
 
     def __init__(self, loop: EventLoop, sock: socket.socket, on_accept: AcceptCallback) -> None:
         self.loop = loop
@@ -541,6 +566,8 @@ class ListenerChannel:
         self.on_accept = on_accept
         self.address: tuple[str, int] = _host_port(sock.getsockname())
         """The bound (host, port): the port the kernel chose when 0 was asked for."""
+        self._resume: TimerHandle | None = None
+        self._failing_since: float | None = None
         sock.setblocking(False)
         loop.register(sock, selectors.EVENT_READ, self._on_ready)
 
@@ -551,12 +578,37 @@ class ListenerChannel:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                log.warning("accept failed: %s", exc)
+                if exc.errno in _ACCEPT_PEER_ERRORS:
+                    log.debug("accept failed for one connection: %s", exc)
+                    continue
+                self._back_off(exc)
                 return
+            if self._failing_since is not None:
+                log.warning(
+                    "accepting connections again after %.1f s",
+                    self.loop.time() - self._failing_since,
+                )
+                self._failing_since = None
             configure_stream_socket(conn)
             self.on_accept(conn, _host_port(address))
 
+    def _back_off(self, exc: OSError) -> None:
+        if self._failing_since is None:
+            self._failing_since = self.loop.time()
+            log.warning(
+                "accept failed: %s; retrying every %g s until it succeeds", exc, _ACCEPT_BACKOFF
+            )
+        self.loop.unregister(self.sock)
+        self._resume = self.loop.call_at(self.loop.time() + _ACCEPT_BACKOFF, self._watch_again)
+
+    def _watch_again(self) -> None:
+        self._resume = None
+        self.loop.register(self.sock, selectors.EVENT_READ, self._on_ready)
+
     def close(self) -> None:
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
         self.loop.unregister(self.sock)
         self.sock.close()
 

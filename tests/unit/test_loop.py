@@ -7,10 +7,15 @@ ports the kernel picks.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import os
+import resource
 import socket
 import struct
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -192,6 +197,81 @@ def test_a_listener_needs_an_address_family(loop: EventLoop) -> None:
 
 
 # -- resolving and connecting ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def descriptors_exhausted() -> Iterator[list[int]]:
+    """Lower this process's descriptor limit to the highest descriptor open and fill the
+    gaps below it, so the next socket or file fails with EMFILE. Yields the fillers (close
+    one to make room); everything is restored on exit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    highest = max(int(name) for name in os.listdir("/proc/self/fd"))
+    fillers: list[int] = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1, hard))
+    try:
+        while True:
+            try:
+                fillers.append(os.open(os.devnull, os.O_RDONLY))
+            except OSError as exc:
+                assert exc.errno == errno.EMFILE
+                break
+        yield fillers
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="lists /proc/self/fd")
+def test_out_of_descriptors_the_listener_waits_instead_of_spinning_then_accepts_again(
+    loop: EventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="dicomnet.loop")
+    accepted = Accepted()
+    listener = open_listener(loop, LOOPBACK4, 0, 8, on_accept=accepted)
+    peers = [client(socket.AF_INET, LOOPBACK4, listener.address[1]) for _ in range(2)]
+    try:
+        with descriptors_exhausted() as fillers:
+            iterations, started = 0, time.monotonic()
+            while time.monotonic() - started < 0.5:
+                loop.run_once(0.5)
+                iterations += 1
+            assert accepted.peers == []
+            # A listener left readable after EMFILE makes every iteration return at once:
+            # tens of thousands in half a second. Backing off, a few per back-off period.
+            assert iterations < 50, f"{iterations} loop iterations in 0.5 s while out of fds"
+            failures = [r for r in caplog.records if r.getMessage().startswith("accept failed")]
+            assert len(failures) == 1, "one warning per episode, not one per attempt"
+            os.close(fillers.pop())
+            pump(loop, lambda: len(accepted.peers) == 1)
+        pump(loop, lambda: len(accepted.peers) == 2)
+        assert any(r.getMessage().startswith("accepting connections again") for r in caplog.records)
+    finally:
+        for peer in peers:
+            peer.close()
+        listener.close()
+        accepted.close()
+
+
+def test_a_listener_closed_while_backing_off_stays_closed(
+    loop: EventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    accepted = Accepted()
+    listener = open_listener(loop, LOOPBACK4, 0, 8, on_accept=accepted)
+    peer = client(socket.AF_INET, LOOPBACK4, listener.address[1])
+    try:
+        with descriptors_exhausted():
+            loop.run_once(DEADLINE)  # the accept fails: the listener backs off
+        listener.close()
+        deadline = loop.time() + 0.3  # past the back-off, when it would watch again
+        while loop.time() < deadline:
+            loop.run_once(0.05)
+        assert accepted.peers == []
+        assert listener.sock.fileno() == -1
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        peer.close()
+        accepted.close()
 
 
 def test_resolve_gives_endpoints_of_the_allowed_families_only() -> None:
