@@ -9,6 +9,7 @@ is deleted on abort, on error, and when nobody claimed it.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import tempfile
@@ -47,6 +48,23 @@ class SpooledFile:
 
     def discard(self) -> None:
         remove_quietly(self.path)
+
+
+class SpoolError(DIMSEError):
+    """Received data could not be written to disk; ``os_error`` says why.
+
+    Its text leads with the operating system's reason ("No space left on device
+    (ENOSPC)"), which is what the log and the refusal's Error Comment need to say, and
+    leaves out the exception code, which would only say "Parameter"."""
+
+    def __init__(self, doing: str, os_error: OSError) -> None:
+        self.os_error = os_error
+        name = errno.errorcode.get(os_error.errno or 0)
+        reason = os_error.strerror or str(os_error)
+        super().__init__(f"{reason} ({name}) {doing}" if name else f"{reason} {doing}")
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def remove_quietly(path: str) -> None:
@@ -96,7 +114,9 @@ class SpoolSink:
         try:
             fd, self.path = tempfile.mkstemp(prefix="dicomnet-", suffix=".part", dir=directory)
         except OSError as exc:
-            raise DIMSEError(f"cannot create a spool file for received data: {exc}") from exc
+            raise SpoolError(
+                f"creating a spool file in {directory or tempfile.gettempdir()}", exc
+            ) from exc
         self._fd: int | None = fd
         self._transfer_syntax = transfer_syntax
         self._offset = len(header)
@@ -107,7 +127,7 @@ class SpoolSink:
             self._write(memoryview(header))
         except OSError as exc:
             self.discard()
-            raise DIMSEError(f"cannot spool received data to {self.path}: {exc}") from exc
+            raise SpoolError(f"writing the spool file {self.path}", exc) from exc
 
     def write(self, fragment: memoryview) -> None:
         """Take a fragment; it is written by ``flush`` (many at once, with one writev),
@@ -125,7 +145,7 @@ class SpoolSink:
                 self._write_all(pending[start : start + _MAX_IOVECS])
         except OSError as exc:
             self.discard()
-            raise DIMSEError(f"cannot spool received data to {self.path}: {exc}") from exc
+            raise SpoolError(f"writing the spool file {self.path}", exc) from exc
 
     def _write_all(self, buffers: list[memoryview]) -> None:
         assert self._fd is not None

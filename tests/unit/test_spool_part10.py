@@ -232,9 +232,12 @@ def test_a_failing_disk_write_is_a_dimse_error_and_leaves_no_file(
 
     monkeypatch.setattr(spool.os, "writev", disk_full)
     sink.write(memoryview(b"\0" * 16))  # held until the receiver flushes
-    with pytest.raises(DIMSEError, match="No space left"):
+    with pytest.raises(DIMSEError, match="No space left") as raised:
         sink.flush()
     assert list(tmp_path.iterdir()) == []
+    # What the log and the refusal say: the OS error first, no meaningless code
+    assert str(raised.value).startswith("No space left on device (ENOSPC) writing the spool")
+    assert "(Parameter)" not in str(raised.value)
 
 
 def test_fragments_are_written_together_and_partial_writes_resume(

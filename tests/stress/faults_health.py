@@ -1,0 +1,136 @@
+"""After a fault: is the server still whole? One check, reused by every fault test.
+
+A server survived a fault when its loop still answers a C-ECHO, and its open
+descriptors, threads and temporary files are back where they were before: a descriptor
+or a spool file left behind is a leak that adds up over thousands of failed
+associations, and a thread left behind is a worker that never noticed its peer left.
+Sample programs are watched through /proc/<pid>; this process through /proc/self and
+``threading.enumerate()``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dicomnet import DicomNet, Timeouts
+from dicomnet.scu import build_request, open_association, release
+from dicomnet.uids import IMPLICIT_VR_LE, VERIFICATION
+
+LOOPBACK = "127.0.0.1"
+WAIT = 15.0
+SETTLE = 10.0  # seconds a server gets to close what a fault left open
+TIMEOUTS = Timeouts(connect=WAIT, artim=WAIT, acse=WAIT, dimse=WAIT)
+
+
+def echo(port: int, called: str = "ANY-SCP") -> int:
+    """One C-ECHO on a new association (the caller started the dicomnet loop); its status."""
+    net = DicomNet(None, timeouts=TIMEOUTS)
+    try:
+        request = build_request("HEALTH-CHECK", called, 16384, [(VERIFICATION, [IMPLICIT_VR_LE])])
+        open_association(net, LOOPBACK, port, request)
+        message_id = net.next_message_id()
+        net.SendCEchoRequest(1, message_id, VERIFICATION)
+        status = net.wait_response(message_id, WAIT).status
+        release(net)
+        return status
+    finally:
+        net.Close()
+
+
+def descriptors(pid: int | str = "self") -> list[str]:
+    """What each open descriptor of ``pid`` points at."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:  # closed meanwhile (listing /proc/self/fd opens one)
+            continue
+    return sorted(found)
+
+
+def task_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def leftover_files(directories: Sequence[Path]) -> list[Path]:
+    return sorted(path for directory in directories for path in directory.iterdir())
+
+
+def settle(check: Callable[[], list[str]], timeout: float = SETTLE) -> None:
+    """Wait until ``check()`` finds nothing wrong; fail with what it found last."""
+    deadline = time.monotonic() + timeout
+    while problems := check():
+        if time.monotonic() >= deadline:
+            raise AssertionError("; ".join(problems))
+        time.sleep(0.02)
+
+
+@dataclass
+class ProcessHealth:
+    """A server process and where it keeps temporary files (which must end up empty)."""
+
+    pid: int
+    port: int
+    temp_dirs: Sequence[Path] = ()
+    called: str = "ANY-SCP"
+    _fds: list[str] = field(default_factory=list)
+    _tasks: int = 0
+
+    def baseline(self) -> None:
+        """Remember the healthy state (after the server served once: lazily made things
+        such as a worker pool exist from then on)."""
+        listening = self._sockets()
+        assert echo(self.port, self.called) == 0
+        settle(lambda: [] if self._sockets() <= listening else ["the echo is still connected"])
+        self._fds, self._tasks = descriptors(self.pid), task_count(self.pid)
+
+    def _sockets(self) -> int:
+        return sum(d.startswith("socket:") for d in descriptors(self.pid))
+
+    def assert_recovered(self) -> None:
+        """The loop answers, and descriptors, threads and temporary files are back."""
+        assert echo(self.port, self.called) == 0, "the server no longer answers C-ECHO"
+
+        def problems() -> list[str]:
+            found = []
+            now = descriptors(self.pid)
+            if len(now) != len(self._fds):
+                found.append(f"descriptors {self._fds} became {now}")
+            if (tasks := task_count(self.pid)) != self._tasks:
+                found.append(f"{self._tasks} threads became {tasks}")
+            if leftovers := leftover_files(self.temp_dirs):
+                found.append(f"files left behind: {leftovers}")
+            return found
+
+        settle(problems)
+
+
+@dataclass
+class InProcessHealth:
+    """The same check for dicomnet running in this process (an SCU under test)."""
+
+    temp_dirs: Sequence[Path] = ()
+    _fds: int = 0
+    _threads: set[threading.Thread] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._fds = len(descriptors())
+        self._threads = set(threading.enumerate())
+
+    def assert_recovered(self) -> None:
+        def problems() -> list[str]:
+            found = []
+            if (fds := len(descriptors())) != self._fds:
+                found.append(f"{self._fds} descriptors became {fds}: {descriptors()}")
+            if extra := set(threading.enumerate()) - self._threads:
+                found.append(f"threads left: {sorted(t.name for t in extra)}")
+            if leftovers := leftover_files(self.temp_dirs):
+                found.append(f"files left behind: {leftovers}")
+            return found
+
+        settle(problems)
