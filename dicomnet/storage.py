@@ -22,7 +22,7 @@ from pydicom.uid import UID
 from .associate import NegotiatedContext
 from .dimse.part10 import CONVERTIBLE_TRANSFER_SYNTAXES, Part10File, read_part10_header
 from .enums import DicomCommandPriorityType
-from .errors import DicomException, DicomExceptionCode
+from .errors import DicomException, DicomExceptionCode, DIMSEError
 from .net import DicomNet
 from .response import Response
 from .scu import ContextSpec
@@ -127,6 +127,12 @@ def read_headers(
 # -- sending -------------------------------------------------------------------------
 
 
+class SendBroken(DicomException):
+    """The file broke (deleted, truncated, unreadable) while its data set was being
+    sent. Nothing may follow half a message (PS3.8 annex E), so the association was
+    aborted; other files can go on a new one."""
+
+
 def storage_contexts_for(files: Iterable[Part10File]) -> list[ContextSpec]:
     """One context per (SOP class, transfer syntax) of ``files``, in order of first use:
     the file's own transfer syntax first, then for an uncompressed file the uncompressed
@@ -169,8 +175,11 @@ def send_instance(
 ) -> Response:
     """C-STORE ``part10`` on the context ``pick_context`` chooses among ``contexts`` and
     wait for the response (``timeout`` as ``DicomNet.wait_response``). A C-MOVE
-    sub-operation names its originator and request. Raises ``DicomException`` when no
-    context fits, the data cannot be sent, or no response comes."""
+    sub-operation names its originator and request. Raises ``DicomException``
+    (Parameter) when no context fits, ``DIMSEError`` when the file cannot be read or
+    converted (nothing was sent: the association goes on), ``SendBroken`` when the
+    file broke while being sent (the association was aborted), ``DicomException`` when
+    no response comes."""
     context = pick_context(contexts, part10.sop_class_uid, part10.transfer_syntax)
     if context is None:
         raise DicomException(
@@ -180,14 +189,23 @@ def send_instance(
             "(with the role needed)",
         )
     message_id = net.next_message_id()
-    net.SendCStoreRequest(
-        context.context_id,
-        message_id,
-        part10.sop_class_uid,
-        part10.sop_instance_uid,
-        DicomCommandPriorityType.Medium,
-        move_originator,
-        move_message_id,
-        part10,
-    )
-    return net.wait_response(message_id, timeout)
+    try:
+        net.SendCStoreRequest(
+            context.context_id,
+            message_id,
+            part10.sop_class_uid,
+            part10.sop_instance_uid,
+            DicomCommandPriorityType.Medium,
+            move_originator,
+            move_message_id,
+            part10,
+        )
+    except OSError as exc:  # gone since its header was read: nothing was sent
+        raise DIMSEError(f"cannot read {part10.path}: {exc.strerror or exc}") from exc
+    try:
+        return net.wait_response(message_id, timeout)
+    except DicomException as exc:
+        # NetFailure is how wait_response says our own request could not be sent whole
+        if exc.Code == DicomExceptionCode.NetFailure:
+            raise SendBroken(exc.Code, exc.message) from exc
+        raise

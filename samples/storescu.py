@@ -9,6 +9,10 @@ plus Explicit and Implicit VR LE when it is uncompressed (so the library can con
 more than 128 such pairs take several associations, one after the other. Each file's
 data set is sent from disk as it is when its transfer syntax was accepted.
 
+A file that breaks while it is being sent (deleted, truncated, unreadable) is reported
+failed; the association is aborted then, as nothing may follow half a message, and the
+files after it go on a new association.
+
 Prints a summary; exit status 0 when every file was stored (warnings count as stored,
 as with DCMTK), 1 otherwise, listing each failed file with its status or reason.
 """
@@ -39,6 +43,7 @@ from dicomnet import (
 )
 from dicomnet.scu import ContextSpec, build_request, open_association, release
 from dicomnet.storage import (
+    SendBroken,
     iter_files,
     pick_context,
     read_headers,
@@ -111,13 +116,18 @@ def store_file(
     tally: Tally,
     timeout: float,
 ) -> None:
+    """Send one file and record its outcome; ``SendBroken`` (recorded too) propagates:
+    the association is gone."""
     try:
         response = send_instance(
             net, contexts, file, timeout=timeout + file.data_length / SLOWEST_LINK
         )
-    except DIMSEError as exc:  # this file cannot be sent (conversion); the others can
+    except DIMSEError as exc:  # this file cannot be sent (unreadable, conversion); the others can
         tally.record_failure(file.path, exc.message)
         return
+    except SendBroken as exc:
+        tally.record_failure(file.path, exc.message)
+        raise
     tally.record_status(file.path, response.status, response.error_comment)
 
 
@@ -128,8 +138,23 @@ def store_batch(
     tally: Tally,
     progress: tqdm,
 ) -> None:
-    """One association: send ``files``; on a connection, association or abort error the
-    files not yet sent are reported failed with that reason."""
+    """Send ``files``, on as many associations as files that break while being sent
+    take (each aborts its association)."""
+    pending = list(files)
+    while pending:
+        pending = store_on_one_association(args, contexts, pending, tally, progress)
+
+
+def store_on_one_association(
+    args: argparse.Namespace,
+    contexts: Sequence[ContextSpec],
+    files: Sequence[Part10File],
+    tally: Tally,
+    progress: tqdm,
+) -> list[Part10File]:
+    """One association: send ``files``; the files still to send after one broke (the
+    association was aborted), else none. On a connection, association or abort error
+    the files not yet sent are reported failed with that reason."""
     net = DicomNet(None, timeouts=timeouts_from(args))
     done = 0
     try:
@@ -148,12 +173,17 @@ def store_batch(
             done += 1
             progress.update()
         release(net)
+    except SendBroken:  # the file that broke is recorded; the ones after it are not
+        progress.update()
+        log.warning("association aborted; the files after it go on a new one")
+        return list(files[done + 1 :])
     except DicomException as exc:
         for file in files[done:]:
             tally.record_failure(file.path, exc.message)
             progress.update()
     finally:
         net.Close()
+    return []
 
 
 def print_summary(tally: Tally) -> None:

@@ -276,3 +276,46 @@ def test_disk_full_refuses_with_a700_and_recovers(tmp_path: Path) -> None:
         log = server.log()
     assert "No space left on device" in log
     assert "(Parameter)" not in log
+
+
+# -- a file breaks while storescu sends it ------------------------------------------------
+
+
+def test_storescu_reports_a_file_that_breaks_and_sends_the_others(tmp_path: Path) -> None:
+    """One file is truncated while its data set is on the wire (the association must
+    abort), another is deleted after storescu read its header: both are reported
+    failed with their reason, and every other file still goes (on a new association)."""
+    folder = tmp_path / "send"
+    folder.mkdir()
+    sizes = {"1": 16 << 10, "2": 16 << 20, "3": 16 << 10, "4": 16 << 10, "5": 16 << 10}
+    paths = {
+        n: write_instance(folder / f"{n}.dcm", f"{UID}.{n}", size) for n, size in sizes.items()
+    }
+    ledger = Ledger()
+    for path in paths.values():
+        ledger.add(path)
+    truncated, deleted = paths["2"], paths["4"]
+    data_offset = read_part10_header(truncated).data_offset
+
+    def break_files(received: int) -> None:
+        # Inside the big file's data set: storescu cannot have read more than its socket
+        # buffers and one read block ahead of us, far less than what is left.
+        if len(scp.received) == 1 and deleted.exists():
+            os.truncate(truncated, data_offset + (8 << 20))
+            deleted.unlink()
+
+    scp = RawStoreScp(on_data=break_files, receive_buffer=4096)
+    with scp:
+        result = peers.run_sample("storescu", peers.LOOPBACK, str(scp.port), str(folder))
+    assert result.returncode == 1
+    stored, failed = storescu_report(result, ledger)
+    assert sorted(failed) == sorted([ledger.uid_of(truncated), ledger.uid_of(deleted)])
+    assert f"{truncated}: " in result.stderr and "became shorter" in result.stderr
+    assert re.search(
+        rf"failed: {re.escape(str(deleted))}: cannot read .*No such file", result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert scp.associations == 2  # the files after the broken one went on a new one
+    ledger.assert_nothing_lost(
+        stored, failed, held_raw((r.sop_instance, r.data_set) for r in scp.received)
+    )
