@@ -24,14 +24,21 @@ from pathlib import Path
 import pytest
 from faults_health import TIMEOUTS, WAIT, InProcessHealth, ProcessHealth, settle
 from faults_ledger import Ledger, held_instances, held_raw, write_instance
-from faults_peer import SECONDARY_CAPTURE, RawScu, RawStoreScp
+from faults_peer import P_DATA_TF, SECONDARY_CAPTURE, RawScu, RawStoreScp, read_pdu
 from pydicom import Dataset
 
-from dicomnet import DicomException, DicomNet, negotiated_contexts, read_part10_header
+from dicomnet import (
+    DicomCommandPriorityType,
+    DicomException,
+    DicomNet,
+    Response,
+    negotiated_contexts,
+    read_part10_header,
+)
 from dicomnet.dimse.datasets import encode_dataset
 from dicomnet.scu import build_request, open_association, release
 from dicomnet.storage import send_instance, storage_contexts_for
-from dicomnet.uids import EXPLICIT_VR_LE
+from dicomnet.uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
 import peers  # noqa: E402
@@ -42,8 +49,12 @@ STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 REFUSED_OUT_OF_RESOURCES = 0xA700
 SUBOPERATIONS_FAILED = 0xA702
+MOVE_DESTINATION_UNKNOWN = 0xA801
 WARNING_SOME_FAILED = 0xB000
 UID = "1.2.826.0.1.3680043.8.498.77"
+STUDY = "1.2.826.0.1.3680043.8.498.1"  # faults_ledger.write_instance puts every instance in it
+SERIES = "1.2.826.0.1.3680043.8.498.2"  # and in this series
+MANY_MATCHES = 2000  # more C-FIND responses than are sent before the peer's reset arrives
 FAULTS_PEER = Path(__file__).with_name("faults_peer.py")
 
 
@@ -319,3 +330,124 @@ def test_storescu_reports_a_file_that_breaks_and_sends_the_others(tmp_path: Path
     ledger.assert_nothing_lost(
         stored, failed, held_raw((r.sop_instance, r.data_set) for r in scp.received)
     )
+
+
+# -- C-MOVE: the destination refuses, or dies half-way --------------------------------
+
+
+@contextlib.contextmanager
+def qrscp(storage: Path, *args: str) -> Iterator[tuple[ProcessHealth, peers.ServerProcess]]:
+    with peers.sample_server("qrscp", "-v", "--storage-dir", str(storage), *args) as (port, server):
+        assert server.popen is not None
+        health = ProcessHealth(server.popen.pid, port, [storage], "QRSCP", pooled=True)
+        health.baseline(lambda: assert_a_worker_is_free(port))
+        yield health, server
+
+
+def assert_a_worker_is_free(port: int) -> None:
+    """A C-MOVE to an unknown destination is answered from a worker thread."""
+    assert move(port, "NOWHERE", STUDY).status == MOVE_DESTINATION_UNKNOWN
+
+
+def move(port: int, destination: str, study: str) -> Response:
+    """A Study Root C-MOVE of ``study`` to ``destination`` from this process; the final
+    response."""
+    net = DicomNet(None, timeouts=TIMEOUTS)
+    try:
+        request = build_request("MOVE-SCU", "QRSCP", 16384, [(STUDY_ROOT_MOVE, [IMPLICIT_VR_LE])])
+        open_association(net, peers.LOOPBACK, port, request)
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = "STUDY"
+        identifier.StudyInstanceUID = study
+        message_id = net.next_message_id()
+        net.SendCMoveRequest(
+            1, message_id, STUDY_ROOT_MOVE, DicomCommandPriorityType.Medium, destination, identifier
+        )
+        response = net.wait_response(message_id, WAIT)
+        release(net)
+        return response
+    finally:
+        net.Close()
+
+
+def archive_of(folder: Path, count: int) -> Ledger:
+    folder.mkdir()
+    ledger = Ledger()
+    for n in range(count):
+        ledger.add(write_instance(folder / f"{n}.dcm", f"{UID}.{n}", 64 << 10))
+    return ledger
+
+
+def failed_uids(response: Response) -> list[str]:
+    identifier = response.dataset
+    if identifier is None or "FailedSOPInstanceUIDList" not in identifier:
+        return []
+    value = identifier.FailedSOPInstanceUIDList
+    return [
+        str(uid)
+        for uid in (
+            value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+        )
+    ]
+
+
+@pytest.mark.parametrize("fault", ["reject", "data"])
+def test_move_destination_refusing_or_dying_gets_the_counts_right(
+    fault: str, tmp_path: Path
+) -> None:
+    ledger = archive_of(tmp_path / "archive", 6)
+    destination = RawStoreScp(fault=fault, stores_before_fault=2, bytes_before_fault=16 << 10)
+    with (
+        destination,
+        qrscp(tmp_path / "archive", "--move-destination", f"DEST=127.0.0.1:{destination.port}") as (
+            health,
+            _,
+        ),
+    ):
+        response = move(health.port, "DEST", STUDY)
+        remaining, completed, failed, warning = response.suboperations
+        failed_list = failed_uids(response)
+        if fault == "reject":
+            assert response.status == SUBOPERATIONS_FAILED
+            assert (completed, failed, warning) == (0, 6, 0)
+        else:
+            assert destination.faults_done == 1
+            assert response.status == WARNING_SOME_FAILED
+            assert (completed, failed, warning) == (2, 4, 0)
+        assert remaining in (-1, 0)
+        assert len(failed_list) == failed
+        stored = [uid for uid in ledger.sent if uid not in failed_list]
+        assert len(stored) == completed
+        ledger.assert_nothing_lost(
+            stored,
+            failed_list,
+            held_raw((r.sop_instance, r.data_set) for r in destination.received),
+        )
+        assert_a_worker_is_free(health.port)
+        health.assert_recovered()
+
+
+# -- C-FIND: the requestor vanishes while the worker answers ------------------------------
+
+
+def test_find_worker_stops_when_its_peer_vanishes(tmp_path: Path) -> None:
+    storage = tmp_path / "archive"
+    storage.mkdir()
+    for n in range(MANY_MATCHES):
+        write_instance(storage / f"{n}.dcm", f"{UID}.{n}", 2)
+    with qrscp(storage) as (health, server):
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = "IMAGE"
+        identifier.StudyInstanceUID = STUDY
+        identifier.SeriesInstanceUID = SERIES
+        identifier.SOPInstanceUID = ""
+        with RawScu(health.port, "QRSCP") as scu:
+            scu.associate(STUDY_ROOT_FIND)
+            scu.send_find(STUDY_ROOT_FIND, encode_dataset(identifier, EXPLICIT_VR_LE))
+            first = read_pdu(scu.sock)
+            assert first is not None and first[0] == P_DATA_TF  # the worker is answering
+            scu.reset()
+        settle(lambda: [] if "message 1 failed" in server.log() else ["the worker goes on"])
+        assert f"{MANY_MATCHES} match(es)" not in server.log()  # it stopped, it did not finish
+        assert_a_worker_is_free(health.port)
+        health.assert_recovered()
