@@ -41,6 +41,7 @@ from dicomnet import (
     DicomCommandStatusType,
     DicomException,
     DicomNet,
+    NegotiatedContext,
     Timeouts,
     negotiated_contexts,
 )
@@ -133,25 +134,36 @@ def start_scp(started: list[StoreScp], workdir: Path, *options: str) -> StoreScp
 # -- many associations storing at once ----------------------------------------------
 
 
+def storing_association(
+    net: DicomNet, port: int, instances: list[Instance]
+) -> list[NegotiatedContext]:
+    """Associate ``net`` with the SCP for storing ``instances``; the accepted contexts."""
+    request = build_request(
+        "LOADSCU", "ANY-SCP", 16384, storage_contexts_for(i.file for i in instances)
+    )
+    accepted = open_association(net, "127.0.0.1", port, request)
+    return list(negotiated_contexts(request, accepted).values())
+
+
+def scu() -> DicomNet:
+    return DicomNet(
+        None, timeouts=Timeouts(connect=SCU_TIMEOUT, acse=SCU_TIMEOUT, dimse=SCU_TIMEOUT)
+    )
+
+
 def store_batch(
     port: int, batch: list[Instance], everyone_associated: threading.Barrier
 ) -> dict[str, int | str]:
     """One association storing ``batch`` once every association is up: the status each
     instance got, or why it got none (the exception the sender saw)."""
     outcomes: dict[str, int | str] = {}
-    net = DicomNet(
-        None, timeouts=Timeouts(connect=SCU_TIMEOUT, acse=SCU_TIMEOUT, dimse=SCU_TIMEOUT)
-    )
+    net = scu()
     try:
-        request = build_request(
-            "LOADSCU", "ANY-SCP", 16384, storage_contexts_for(i.file for i in batch)
-        )
         try:
-            accepted = open_association(net, "127.0.0.1", port, request)
+            contexts = storing_association(net, port, batch)
         except DicomException:
             everyone_associated.abort()  # the others must not wait for this one
             raise
-        contexts = list(negotiated_contexts(request, accepted).values())
         everyone_associated.wait(SCU_TIMEOUT)
         for instance in batch:
             uid = instance.file.sop_instance_uid
@@ -388,36 +400,54 @@ def test_out_of_descriptors_the_listener_neither_dies_nor_spins_and_serves_again
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     room, extra, kept = 16, 48, 4
+    refused, kept_instance = write_instances(tmp_path / "send", 2)
     # ARTIM longer than the test: only the peers' closing frees descriptors here.
     scp = start_scp(scp_factory, tmp_path, "-to", "120")
     base_descriptors = scp.descriptors()
-    limit = max(scp.descriptor_numbers()) + 1 + room
-    scp.limit_descriptors(limit)
-    held = list(raw_connections(scp.port, room + extra))
+    net = scu()  # associated before the limit is reached, storing while it is
     try:
-        wait_until(lambda: scp.descriptors() >= limit, 10.0, "the SCP to run out of descriptors")
-        wait_until(lambda: "accept failed" in scp.log(), 10.0, "the SCP to fail accepting")
-        cpu_before, wall_before = scp.cpu_seconds(), time.monotonic()
-        time.sleep(SATURATED)  # a measurement window: nothing is waited for
-        busy = (scp.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
-        assert scp.alive()
-        assert busy < MAX_BUSY, f"storescp used {busy:.0%} of a CPU while out of descriptors"
-        # Most peers leave (the first few, accepted first, stay): the SCP serves again.
-        for sock in held[kept:]:
-            sock.close()
-        echo_seconds = echo(scp.port, timeout=20.0)
-        assert scp.descriptors() >= base_descriptors + kept
+        contexts = storing_association(net, scp.port, [refused, kept_instance])
+        limit = max(scp.descriptor_numbers()) + 1 + room
+        scp.limit_descriptors(limit)
+        held = list(raw_connections(scp.port, room + extra))
+        try:
+            wait_until(lambda: scp.descriptors() >= limit, 10.0, "the SCP to run out of fds")
+            wait_until(lambda: "accept failed" in scp.log(), 10.0, "the SCP to fail accepting")
+            cpu_before, wall_before = scp.cpu_seconds(), time.monotonic()
+            time.sleep(SATURATED)  # a measurement window: nothing is waited for
+            busy = (scp.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
+            assert scp.alive()
+            assert busy < MAX_BUSY, f"storescp used {busy:.0%} of a CPU while out of fds"
+            # No descriptor for a spool file either: the sender hears of the failure.
+            assert send_instance(net, contexts, refused.file, timeout=SCU_TIMEOUT).status == (
+                STORE_FAILED
+            )
+            # Most peers leave (the first few, accepted first, stay): it serves again.
+            for sock in held[kept:]:
+                sock.close()
+            echo_seconds = echo(scp.port, timeout=20.0)
+            assert scp.descriptors() >= base_descriptors + kept
+            stored = send_instance(net, contexts, kept_instance.file, timeout=SCU_TIMEOUT)
+            assert stored.status == 0
+            release(net)
+        finally:
+            for sock in held:
+                sock.close()
     finally:
-        for sock in held:
-            sock.close()
+        net.Close()
     wait_until(lambda: scp.descriptors() <= base_descriptors, 10.0, "descriptors to go back")
     assert echo(scp.port) < ECHO_PROMPTLY
     warnings = scp.log().count("accept failed")
     assert warnings <= 10, f"{warnings} accept warnings: one per episode, not per attempt"
     assert echo_seconds < ECHO_PROMPTLY
+    name = instance_file_name(kept_instance.file.sop_class_uid, kept_instance.file.sop_instance_uid)
+    assert sorted(p.name for p in scp.output.iterdir() if p.is_file()) == [name]
+    assert data_set_of(scp.output / name) == kept_instance.data_set
+    assert [p for d in scp.output.iterdir() if d.is_dir() for p in d.iterdir()] == []
     report(
         capsys,
         f"out of descriptors (limit {limit}, {len(held)} peers): storescp busy "
-        f"{busy:.1%} of a CPU while saturated, {warnings} accept warning(s); C-ECHO in "
-        f"{echo_seconds * 1000:.0f} ms once {len(held) - kept} peers left",
+        f"{busy:.1%} of a CPU while saturated, {warnings} accept warning(s), a C-STORE "
+        f"refused 0x{STORE_FAILED:04X}; C-ECHO in {echo_seconds * 1000:.0f} ms once "
+        f"{len(held) - kept} peers left",
     )
