@@ -78,17 +78,39 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     return data
 
 
-def decode_dataset(data: bytes | memoryview, transfer_syntax: str) -> Dataset:
-    """Parse received data set bytes; a malformed data set is a ``DIMSEError``."""
+# The most a deflated data set held in memory may inflate to by default: deflate packs
+# up to about 1000:1, so a few received kilobytes must not buy a gigabyte.
+MAX_INFLATED_LENGTH = 64 << 20
+
+
+def decode_dataset(
+    data: bytes | memoryview, transfer_syntax: str, max_length: int = MAX_INFLATED_LENGTH
+) -> Dataset:
+    """Parse received data set bytes; a malformed data set is a ``DIMSEError``.
+
+    Every element is converted here, so a malformed value is reported now rather than
+    raised by pydicom later, wherever the application first reads it. A deflated data
+    set that inflates to more than ``max_length`` bytes is a ``DIMSEError`` too.
+    """
     raw = bytes(data)
     if transfer_syntax == DEFLATED_EXPLICIT_VR_LE:
-        try:
-            raw = zlib.decompress(raw, -zlib.MAX_WBITS)
-        except zlib.error as exc:
-            raise DIMSEError(f"cannot inflate deflated data set: {exc}") from exc
+        raw = _inflate(raw, max_length)
     implicit, little = encoding_of(transfer_syntax)
     try:
         dataset = read_dataset(BytesIO(raw), implicit, little)
+        for _ in dataset.iterall():  # iterating converts each raw element
+            pass
     except Exception as exc:  # pydicom raises many types for malformed input
         raise DIMSEError(f"cannot parse data set in {transfer_syntax}: {exc}") from exc
     return dataset
+
+
+def _inflate(raw: bytes, max_length: int) -> bytes:
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(raw, max_length)
+    except zlib.error as exc:
+        raise DIMSEError(f"cannot inflate deflated data set: {exc}") from exc
+    if inflater.unconsumed_tail:
+        raise DIMSEError(f"deflated data set inflates to more than {max_length} bytes")
+    return inflated
