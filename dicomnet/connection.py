@@ -72,15 +72,17 @@ _PDU_EVENTS = {
 ASSOCIATED_STATES = frozenset(
     {State.Sta6, State.Sta7, State.Sta8, State.Sta9, State.Sta10, State.Sta11, State.Sta12}
 )
-# A requestor waiting for A-ASSOCIATE-AC/RJ (Sta5) or A-RELEASE-RP (Sta7): the ACSE timer.
-# Waiting for an A-ASSOCIATE or A-RELEASE answer: the peer's (Sta5, Sta7) or the local
-# application's (Sta3, which PS3.8 leaves without a timer).
-_ACSE_WAIT_STATES = frozenset({State.Sta3, State.Sta5, State.Sta7})
+# The ACSE timer: waiting for an answer to an A-ASSOCIATE or A-RELEASE request, where
+# PS3.8 runs no timer: the peer's (Sta5; Sta7, and Sta10 or Sta11 in a release collision)
+# or the local application's (Sta3).
 _WAITING_FOR = {
     State.Sta3: "A-ASSOCIATE response from the application",
     State.Sta5: "A-ASSOCIATE response",
     State.Sta7: "A-RELEASE-RP",
+    State.Sta10: "A-RELEASE-RP",
+    State.Sta11: "A-RELEASE-RP",
 }
+_ACSE_WAIT_STATES = frozenset(_WAITING_FOR)
 
 
 @dataclass(frozen=True)
@@ -446,7 +448,7 @@ class Connection:
             self._artim_expired(now)
         if self._acse_deadline is not None and now >= self._acse_deadline:
             self._acse_deadline = None
-            waiting = _WAITING_FOR.get(self.state, "A-RELEASE-RP")
+            waiting = _WAITING_FOR[self.state]
             self._local_abort(f"no {waiting} within {self._timeouts.acse} s", now)
         if self._idle_deadline is not None and now >= self._idle_deadline:
             self._idle_deadline = None
@@ -659,10 +661,11 @@ class Connection:
         self._send_pdu(Abort(DicomAbortSourceType.Provider, DicomAbortReasonType.Unexpected))
 
     def _send_provider_abort(self, now: float, received: PDU | None, outgoing: _Outgoing) -> None:
-        reason = self._abort_reason or (
-            DicomAbortReasonType.Unexpected if received is not None else 0
-        )
-        self._send_pdu(Abort(DicomAbortSourceType.Provider, reason))
+        # AA-8 always answers a received PDU: one found invalid (Evt19) gave its reason,
+        # any other (a P-DATA-TF included) was unexpected. The A-P-ABORT indication that
+        # follows reports the same reason.
+        self._abort_reason = self._abort_reason or DicomAbortReasonType.Unexpected
+        self._send_pdu(Abort(DicomAbortSourceType.Provider, self._abort_reason))
 
     def _indicate_associate_request(
         self, now: float, received: PDU | None, outgoing: _Outgoing

@@ -14,7 +14,8 @@ Conventions for what the standard leaves open:
 * AA-7 sends an A-ABORT with source 2 (service-provider), reason 2 (unexpected PDU)
   (``Effect.SEND_ABORT_PROVIDER_UNEXPECTED``).
 * AA-8 sends an A-ABORT with source 2; the caller picks the reason (2 for an unexpected
-  PDU, 1 for an unrecognized one, 0 otherwise) (``Effect.SEND_ABORT_PROVIDER``).
+  PDU, 1 for an unrecognized one, 6 for an invalid one) and gives the A-P-ABORT
+  indication the same reason (``Effect.SEND_ABORT_PROVIDER``).
 * AA-3 yields ``Effect.INDICATE_ABORT``: the caller reads the received A-ABORT PDU's source
   and issues an A-ABORT indication (source 0) or an A-P-ABORT indication (source 2).
 * ARTIM runs exactly while the machine is in Sta2 or Sta13: every action entering one of

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from dicomnet import events as ev
 from dicomnet.config import NetConfig
 from dicomnet.connection import AcceptedContext, Connection
+from dicomnet.dimse.commands import encode_command_set
 from dicomnet.dimse.fragment import BytesSource
 from dicomnet.dimse.part10 import part10_source, read_part10_header
 from dicomnet.errors import DicomException
@@ -552,6 +553,36 @@ def test_acse_timeout_without_a_release_response_aborts() -> None:
     assert split_pdus(take_output(link.requestor)) == [(A_ABORT, bytes(4))]
 
 
+@pytest.mark.parametrize("requestor_answers", [False, True], ids=["Sta10", "Sta11"])
+def test_acse_timeout_bounds_the_wait_for_the_release_response_after_a_collision(
+    requestor_answers: bool,
+) -> None:
+    """A peer that never sends its A-RELEASE-RP after a release collision (Sta10 on the
+    acceptor's side, Sta11 on the requestor's, neither with a timer in PS3.8) is
+    aborted like one that never answers in Sta7."""
+    link = Link(requestor_timeouts=Timeouts(acse=5), acceptor_timeouts=Timeouts(acse=5))
+    link.associate()
+    link.requestor.send_release_rq(link.now)
+    link.acceptor.send_release_rq(link.now)
+    link.deliver(link.requestor)
+    link.deliver(link.acceptor)
+    link.requestor.next_events()
+    link.acceptor.next_events()
+    if requestor_answers:
+        link.requestor.send_release_rp(link.now)
+        take_output(link.requestor)
+    waiting = link.requestor if requestor_answers else link.acceptor
+    assert waiting.state is (State.Sta11 if requestor_answers else State.Sta10)
+    assert waiting.get_timer() == link.now + 5
+    waiting.handle_timer(link.now + 5)
+    (aborted,) = waiting.next_events()
+    assert isinstance(aborted, ev.ProviderAborted)
+    assert aborted.timed_out
+    assert "A-RELEASE-RP" in aborted.description
+    assert split_pdus(take_output(waiting)) == [(A_ABORT, bytes(4))]
+    assert waiting.state is State.Sta13
+
+
 def test_idle_timeout_counts_from_the_last_received_bytes() -> None:
     link = Link(requestor_timeouts=Timeouts(idle=10))
     link.associate()
@@ -631,11 +662,36 @@ def test_pdv_on_a_refused_context_is_aborted() -> None:
     assert sent[1][2] == 2  # service-provider source
 
 
+@pytest.mark.parametrize("state", [State.Sta3, State.Sta5, State.Sta8])
+def test_pdata_out_of_turn_is_an_unexpected_pdu(state: State) -> None:
+    """AA-8 for a P-DATA-TF: A-ABORT (provider, reason 2), as for any unexpected PDU,
+    and the A-P-ABORT indication gives the same reason."""
+    link = Link()
+    if state is State.Sta8:
+        link.associate()
+        link.requestor.send_release_rq(link.now)
+        link.deliver(link.requestor)
+    else:
+        link.requestor.send_associate_rq(make_rq(), link.now)
+        link.deliver(link.requestor)
+    receiver = link.requestor if state is State.Sta5 else link.acceptor
+    receiver.next_events()
+    assert receiver.state is state
+    echo = encode_command_set({"CommandField": 0x30, "MessageID": 1, "CommandDataSetType": 0x0101})
+    pdv = _PDV_HEADER.pack(len(echo) + 2, 1, 0x03) + echo
+    receiver.receive_data(_HEADER.pack(P_DATA_TF, len(pdv)) + pdv, link.now)
+    (aborted,) = receiver.next_events()
+    assert aborted == ev.ProviderAborted(2, aborted.description)
+    assert split_pdus(take_output(receiver)) == [(A_ABORT, bytes([0, 0, 2, 2]))]
+    assert receiver.state is State.Sta13
+
+
 def test_associate_rq_during_association_is_unexpected() -> None:
     link = Link()
     link.associate()
     link.acceptor.receive_data(encode_pdu(make_rq()), link.now)
-    assert kinds(link.acceptor.next_events()) == [ev.ProviderAborted]
+    (aborted,) = link.acceptor.next_events()
+    assert aborted == ev.ProviderAborted(2, aborted.description)  # the reason sent
     assert link.acceptor.state is State.Sta13
     # AA-8 with an unexpected PDU: provider source, reason 2
     assert split_pdus(take_output(link.acceptor)) == [(A_ABORT, bytes([0, 0, 2, 2]))]
