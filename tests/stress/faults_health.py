@@ -24,6 +24,7 @@ from dicomnet.uids import IMPLICIT_VR_LE, VERIFICATION
 LOOPBACK = "127.0.0.1"
 WAIT = 15.0
 SETTLE = 10.0  # seconds a server gets to close what a fault left open
+_LISTEN = "0A"  # TCP state in /proc/net/tcp
 TIMEOUTS = Timeouts(connect=WAIT, artim=WAIT, acse=WAIT, dimse=WAIT)
 
 
@@ -89,15 +90,23 @@ class ProcessHealth:
     def baseline(self, warm_up: Callable[[], None] | None = None) -> None:
         """Remember the healthy state, after ``warm_up()`` and a C-ECHO were served
         (things made lazily on first use exist from then on)."""
-        listening = self._sockets()
         if warm_up is not None:
             warm_up()
         assert echo(self.port, self.called) == 0
-        settle(lambda: [] if self._sockets() <= listening else ["the echo is still connected"])
+        settle(lambda: [f"still connected: {c}"] if (c := self._connections()) else [])
         self._fds, self._tasks = descriptors(self.pid), task_count(self.pid)
 
-    def _sockets(self) -> int:
-        return sum(d.startswith("socket:") for d in descriptors(self.pid))
+    def _connections(self) -> list[str]:
+        """The process's TCP sockets that are not listening (whatever their state)."""
+        own = {d for d in descriptors(self.pid) if d.startswith("socket:[")}
+        found = []
+        for table in ("tcp", "tcp6"):
+            with open(f"/proc/{self.pid}/net/{table}") as lines:
+                for line in list(lines)[1:]:
+                    fields = line.split()
+                    if fields[3] != _LISTEN and f"socket:[{fields[9]}]" in own:
+                        found.append(line.strip())
+        return found
 
     def assert_recovered(self) -> None:
         """The loop answers, and descriptors, threads and temporary files are back."""
