@@ -48,12 +48,13 @@ from dicomnet import (
 from dicomnet.scu import build_request, open_association, release
 from dicomnet.storage import instance_file_name, send_instance, storage_contexts_for
 
+SOAK = os.environ.get("DICOMNET_SOAK", "") not in ("", "0")
+
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(600 if SOAK else 120),
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="measures through /proc"),
 ]
-
-SOAK = os.environ.get("DICOMNET_SOAK", "") not in ("", "0")
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
