@@ -389,7 +389,11 @@ class Connection:
         self._finish(self._end_description)
 
     def _invalid_pdu(self, reason: int, description: str, now: float) -> None:
-        """Evt19: an unrecognized or invalid PDU; the table says how to abort."""
+        """Evt19: an unrecognized or invalid PDU; the table says how to abort.
+
+        Nothing after it is read: the stream's framing can no longer be trusted, so in
+        the Sta13 that follows a PDU from the peer (an A-ABORT included) goes unseen and
+        the peer's close or ARTIM ends the connection."""
         log.warning("%s: %s", self.name, description)
         self._discard_input = True
         self._abort_reason = reason

@@ -121,7 +121,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         write("  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)))
     write(
         "SCP/SCU: covered with dicomnet as acceptor/requestor; *: outside Table 9-10 (an "
-        "empty cell dicomnet can be in), covered; ·: empty cell, not reachable"
+        "empty cell dicomnet can be in), covered; ·: an empty cell of Table 9-10"
     )
     for reason, mark in footnotes.items():
         write(f"{mark}: not reachable from a remote peer: {reason}")

@@ -95,11 +95,14 @@ def test_ae5_a_connection_starts_artim(conformance: Conformance) -> None:
     conformance.run(artim_closes(script, ARTIM))
 
 
+@pytest.mark.parametrize("version", [b"\x00\x01", b"\x00\x03"], ids=["version-1", "versions-1-2"])
 def test_ae6_an_acceptable_request_is_indicated_and_artim_stops(
-    conformance: Conformance,
+    conformance: Conformance, version: bytes
 ) -> None:
+    rq = bytearray(ASSOCIATE_RQ)
+    rq[6:8] = version  # only bit 0 is tested (PS3.8 9.3.2)
     script = (
-        caused(SCP, S.Sta2, E.Evt6)
+        caused(SCP, S.Sta2, E.Evt6, Send(bytes(rq), f"A-ASSOCIATE-RQ, version {version.hex()}"))
         .expect_calls(("OnReceiveAssociateRequest",))
         .expect_state(S.Sta3)
         .wait(ARTIM + EPSILON)
@@ -322,12 +325,24 @@ def test_ar6_data_is_indicated_while_awaiting_the_release_response(
     conformance.run(script)
 
 
+# Reserved fields are not tested on receipt (PS3.8 9.3.1).
+RELEASE_RQ_RESERVED_SET = A_RELEASE_RQ[:1] + b"\xff" + A_RELEASE_RQ[2:6] + b"\xff" * 4
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        STIMULUS[E.Evt12],
+        Send(RELEASE_RQ_RESERVED_SET, "A-RELEASE-RQ with its reserved bytes set"),
+    ],
+    ids=["plain", "reserved-bytes-set"],
+)
 @pytest.mark.parametrize("role", [SCP, SCU], ids=lambda r: r.value)
 def test_ar2_a_release_request_is_indicated_and_ar4_answers_it(
-    conformance: Conformance, role: Role
+    conformance: Conformance, role: Role, how: Step
 ) -> None:
     script = (
-        caused(role, S.Sta6, E.Evt12)
+        caused(role, S.Sta6, E.Evt12, how)
         .expect_calls(("OnReceiveReleaseRequest",))
         .expect_state(S.Sta8)
         .expect_nothing()
