@@ -34,6 +34,8 @@ class NetConfig:
     direct_write_limit: a message whose data set is at most this large is written by the
         thread that sends it when nothing else is queued (no hand-over to the loop); a
         larger one is streamed by the loop thread alone.
+    max_inflated_data_set: the most a received deflated data set may inflate to before
+        it is refused (deflate packs about 1000:1: a few kilobytes must not buy a GB).
     kept_responses: final responses kept per connection for ``wait_response``
         (programs that only use callbacks never take them).
     listen_backlog: default length of the kernel's queue of connections not yet
@@ -43,19 +45,26 @@ class NetConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     hard_pdu_limit: int = 64 << 20
     max_non_pdata_length: int = 1 << 20
-    receive_buffer: int = 64 << 10
+    receive_buffer: int = 4 << 10
     max_receive_buffer: int = 256 << 10
     read_budget: int = 8 << 20
     send_backlog_high: int = 64
     send_backlog_low: int = 16
     direct_write_limit: int = 1 << 20
+    max_inflated_data_set: int = 64 << 20
     kept_responses: int = 4096
     listen_backlog: int = 1024
 
     def __post_init__(self) -> None:
         if not 0 <= self.send_backlog_low <= self.send_backlog_high:
             raise ValueError("send_backlog_low must be between 0 and send_backlog_high")
-        for name in ("hard_pdu_limit", "max_non_pdata_length", "receive_buffer", "read_budget"):
+        for name in (
+            "hard_pdu_limit",
+            "max_non_pdata_length",
+            "receive_buffer",
+            "read_budget",
+            "max_inflated_data_set",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.max_receive_buffer < self.receive_buffer:

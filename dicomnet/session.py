@@ -525,10 +525,13 @@ class DimseSession:
     def _data_set(self, message: Message) -> Dataset | None:
         data = message.data
         if isinstance(data, SpooledFile):
-            return data.read_dataset() if self.parse_received_data else None
+            if not self.parse_received_data:
+                return None
+            return data.read_dataset(self.config.max_inflated_data_set)
         if not isinstance(data, bytes):
             return None
-        return decode_dataset(data, self.context(message.context_id).transfer_syntax)
+        transfer_syntax = self.context(message.context_id).transfer_syntax
+        return decode_dataset(data, transfer_syntax, self.config.max_inflated_data_set)
 
     def _refuse(self, message: Message, status: int, reason: str, now: float) -> None:
         """Answer a request we cannot serve with ``status`` and ``reason`` as comment."""

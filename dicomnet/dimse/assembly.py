@@ -128,6 +128,19 @@ def _default_sink(context_id: int, command: dict[str, object]) -> DataSink:
     return BytesSink()
 
 
+class SinkError(DIMSEError):
+    """A sink could not keep the data set; ``reason`` says why in words fit for the peer
+    (the refusal's Error Comment: no local paths), the message says it all for the log."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _failure_reason(exc: Exception) -> str:
+    return exc.reason if isinstance(exc, SinkError) else str(exc)
+
+
 class _FailedSink:
     """Stands in for a sink that could not be created or written: the rest of the data
     set is read and dropped, so the message stays framed and can be refused with a
@@ -217,7 +230,7 @@ class MessageAssembler:
             self._sink = self._sink_factory(context_id, command)
         except (DIMSEError, OSError) as exc:
             logger.warning("cannot store the incoming data set: %s", exc)
-            self._sink = _FailedSink(str(exc))
+            self._sink = _FailedSink(_failure_reason(exc))
         self._command = command
         return None
 
@@ -257,7 +270,7 @@ class MessageAssembler:
         logger.warning("cannot store the incoming data set: %s", exc)
         if self._sink is not None:
             self._sink.discard()
-        self._sink = _FailedSink(str(exc))
+        self._sink = _FailedSink(_failure_reason(exc))
 
     def _stray_data_reason(self) -> str:
         if self._command_fragments or self._context_id is not None:

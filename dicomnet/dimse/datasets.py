@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import array
 import zlib
+from collections.abc import Iterable
 from io import BytesIO
 
 from pydicom import DataElement, Dataset
@@ -78,19 +79,13 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     return data
 
 
-# The most a deflated data set held in memory may inflate to by default: deflate packs
-# up to about 1000:1, so a few received kilobytes must not buy a gigabyte.
-MAX_INFLATED_LENGTH = 64 << 20
-
-
-def decode_dataset(
-    data: bytes | memoryview, transfer_syntax: str, max_length: int = MAX_INFLATED_LENGTH
-) -> Dataset:
+def decode_dataset(data: bytes | memoryview, transfer_syntax: str, max_length: int) -> Dataset:
     """Parse received data set bytes; a malformed data set is a ``DIMSEError``.
 
     Every element is converted here, so a malformed value is reported now rather than
     raised by pydicom later, wherever the application first reads it. A deflated data
-    set that inflates to more than ``max_length`` bytes is a ``DIMSEError`` too.
+    set that inflates to more than ``max_length`` bytes (``NetConfig.max_inflated_data_set``)
+    is a ``DIMSEError`` too.
     """
     raw = bytes(data)
     if transfer_syntax == DEFLATED_EXPLICIT_VR_LE:
@@ -103,6 +98,26 @@ def decode_dataset(
     except Exception as exc:  # pydicom raises many types for malformed input
         raise DIMSEError(f"cannot parse data set in {transfer_syntax}: {exc}") from exc
     return dataset
+
+
+def check_inflated_length(chunks: Iterable[bytes], max_length: int) -> None:
+    """Raise ``DIMSEError`` unless the deflated data set in ``chunks`` inflates to at
+    most ``max_length`` bytes (it is inflated and dropped piece by piece)."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    try:
+        for chunk in chunks:
+            data = chunk
+            while data:
+                total += len(inflater.decompress(data, _INFLATE_STEP))
+                if total > max_length:
+                    raise DIMSEError(f"deflated data set inflates to more than {max_length} bytes")
+                data = inflater.unconsumed_tail
+    except zlib.error as exc:
+        raise DIMSEError(f"cannot inflate deflated data set: {exc}") from exc
+
+
+_INFLATE_STEP = 1 << 20  # bytes inflated at a time when only the length is wanted
 
 
 def _inflate(raw: bytes, max_length: int) -> bytes:

@@ -14,15 +14,19 @@ import os
 import struct
 import tempfile
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pydicom import Dataset, dcmread
 
 from ..errors import DIMSEError
-from ..uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from ..uids import DEFLATED_EXPLICIT_VR_LE, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from .assembly import SinkError
+from .datasets import check_inflated_length
 
 _PREAMBLE = b"\0" * 128 + b"DICM"
 DEFER_SIZE = 64 << 10  # values larger than this stay on disk until read
+_READ_CHUNK = 1 << 20  # bytes read at a time when a spool file is checked
 _FLUSH_BYTES = 4 << 20  # write out held fragments once this much has gathered
 _MAX_IOVECS = 1024  # Linux IOV_MAX: buffers per writev
 
@@ -36,9 +40,12 @@ class SpooledFile:
     data_offset: int  # where the data set starts (after the meta header)
     length: int  # bytes of the data set
 
-    def read_dataset(self) -> Dataset:
+    def read_dataset(self, max_inflated: int) -> Dataset:
         """Parse the file; large values are read from disk only when accessed, so the
-        file is kept until the returned Dataset is garbage collected."""
+        file is kept until the returned Dataset is garbage collected. A deflated data set
+        that would inflate to more than ``max_inflated`` bytes is a ``DIMSEError``."""
+        if self.transfer_syntax == DEFLATED_EXPLICIT_VR_LE:
+            check_inflated_length(self._data_chunks(), max_inflated)
         try:
             dataset = dcmread(self.path, defer_size=DEFER_SIZE)
         except Exception as exc:  # pydicom raises many types for malformed input
@@ -46,22 +53,29 @@ class SpooledFile:
         weakref.finalize(dataset, remove_quietly, self.path)
         return dataset
 
+    def _data_chunks(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as file:
+            file.seek(self.data_offset)
+            while chunk := file.read(_READ_CHUNK):
+                yield chunk
+
     def discard(self) -> None:
         remove_quietly(self.path)
 
 
-class SpoolError(DIMSEError):
+class SpoolError(SinkError):
     """Received data could not be written to disk; ``os_error`` says why.
 
     Its text leads with the operating system's reason ("No space left on device
-    (ENOSPC)"), which is what the log and the refusal's Error Comment need to say, and
-    leaves out the exception code, which would only say "Parameter"."""
+    (ENOSPC)") and leaves out the exception code, which would only say "Parameter"; its
+    ``reason``, the refusal's Error Comment, is that reason alone (no path)."""
 
     def __init__(self, doing: str, os_error: OSError) -> None:
         self.os_error = os_error
         name = errno.errorcode.get(os_error.errno or 0)
         reason = os_error.strerror or str(os_error)
-        super().__init__(f"{reason} ({name}) {doing}" if name else f"{reason} {doing}")
+        reason = f"{reason} ({name})" if name else reason
+        super().__init__(f"{reason} {doing}", reason)
 
     def __str__(self) -> str:
         return self.message

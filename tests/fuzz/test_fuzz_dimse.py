@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from mutations import Edit, allocation_bound, edits, mutate, peak_allocation
 from pydicom import Dataset
 
+from dicomnet.config import NetConfig
 from dicomnet.dimse.assembly import MessageAssembler
 from dicomnet.dimse.commands import decode_command_set, encode_command_set
 from dicomnet.dimse.datasets import decode_dataset, encode_dataset
@@ -178,6 +179,7 @@ def test_any_pdv_sequence_gives_messages_or_a_dimse_error(
 
 # -- data sets ---------------------------------------------------------------------------
 
+LIMIT = NetConfig().max_inflated_data_set
 TRANSFER_SYNTAXES = [IMPLICIT_VR_LE, EXPLICIT_VR_LE, EXPLICIT_VR_BE, DEFLATED_EXPLICIT_VR_LE]
 
 
@@ -200,7 +202,9 @@ _ENCODED = {ts: encode_dataset(_sample_dataset(), ts) for ts in TRANSFER_SYNTAXE
 @given(st.sampled_from(TRANSFER_SYNTAXES))
 def test_data_sets_round_trip_in_every_transfer_syntax(transfer_syntax: str) -> None:
     encoded = _ENCODED[transfer_syntax]
-    assert encode_dataset(decode_dataset(encoded, transfer_syntax), transfer_syntax) == encoded
+    assert (
+        encode_dataset(decode_dataset(encoded, transfer_syntax, LIMIT), transfer_syntax) == encoded
+    )
 
 
 @settings(max_examples=300)
@@ -212,7 +216,7 @@ def test_mutated_data_sets_parse_whole_or_raise_dimse_error(
     DIMSEError there, not an exception of pydicom's later, in the application."""
     mutated = mutate(_ENCODED[encoded_in], changes)
     try:
-        dataset = decode_dataset(mutated, read_as)
+        dataset = decode_dataset(mutated, read_as, LIMIT)
     except DIMSEError:
         return
     for element in dataset.iterall():
@@ -224,7 +228,7 @@ def test_malformed_value_is_a_dimse_error_of_decode_not_of_a_later_read() -> Non
     a Dataset whose first read raised pydicom's BytesLengthException."""
     raw = struct.pack("<HHL", 0x0008, 0x0000, 2) + b"\x01\x02"
     with pytest.raises(DIMSEError, match="cannot parse"):
-        decode_dataset(raw, IMPLICIT_VR_LE)
+        decode_dataset(raw, IMPLICIT_VR_LE, LIMIT)
 
 
 def test_deflated_data_set_inflating_beyond_the_limit_is_a_dimse_error() -> None:

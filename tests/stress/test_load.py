@@ -73,7 +73,7 @@ SCU_TIMEOUT = 60.0 if SOAK else 30.0
 STORE_FAILED = int(DicomCommandStatusType.RefusedOutOfResources)
 # What a connection that sent nothing (or half a request) may cost the SCP: its buffers
 # must grow with what arrives, not be allocated up front.
-MAX_KB_PER_SILENT_CONNECTION = 128
+MAX_KB_PER_SILENT_CONNECTION = 32
 
 
 def report(capsys: pytest.CaptureFixture[str], line: str) -> None:

@@ -238,6 +238,21 @@ def test_a_failing_disk_write_is_a_dimse_error_and_leaves_no_file(
     # What the log and the refusal say: the OS error first, no meaningless code
     assert str(raised.value).startswith("No space left on device (ENOSPC) writing the spool")
     assert "(Parameter)" not in str(raised.value)
+    # What the peer is told (the refusal's Error Comment): the reason, not the local path
+    assert raised.value.reason == "No space left on device (ENOSPC)"
+
+
+def test_a_spooled_deflated_data_set_that_would_inflate_beyond_the_limit_is_refused(
+    tmp_path: Path,
+) -> None:
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    deflated = bomb.compress(b"\x00" * (8 << 20)) + bomb.flush()  # 8 MiB of zeros, ~8 KiB
+    sink = SpoolSink(str(tmp_path), CTImageStorage, "1.2.3", DeflatedExplicitVRLittleEndian)
+    sink.write(memoryview(deflated))
+    sink.flush()
+    spooled = sink.close()
+    with pytest.raises(DIMSEError, match="inflates to more than"):
+        spooled.read_dataset(1 << 20)
 
 
 def test_fragments_are_written_together_and_partial_writes_resume(
@@ -276,7 +291,7 @@ def test_read_dataset_defers_large_values_and_removes_the_file_when_collected(
     spooled = spool_fragments(tmp_path, ExplicitVRLittleEndian, [explicit_le_element_bytes(image)])
     path = Path(spooled.path)
 
-    dataset = spooled.read_dataset()
+    dataset = spooled.read_dataset(1 << 20)
     assert dataset.PatientName == "Spool^Test"
     # Overwrite the large value on disk: a deferred value is read from the file only
     # now, so the Dataset sees the new bytes.
@@ -294,7 +309,7 @@ def test_read_dataset_defers_large_values_and_removes_the_file_when_collected(
 def test_read_dataset_of_garbage_is_a_dimse_error(tmp_path: Path) -> None:
     spooled = spool_fragments(tmp_path, ExplicitVRLittleEndian, [UNPARSEABLE])
     with pytest.raises(DIMSEError, match="does not parse"):
-        spooled.read_dataset()
+        spooled.read_dataset(1 << 20)
 
 
 # -- read_part10_header ------------------------------------------------------------------
