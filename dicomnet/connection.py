@@ -79,8 +79,11 @@ _WAITING_FOR = {
     State.Sta3: "A-ASSOCIATE response from the application",
     State.Sta5: "A-ASSOCIATE response",
     State.Sta7: "A-RELEASE-RP",
+    State.Sta8: "A-RELEASE response from the application",
+    State.Sta9: "A-RELEASE response from the application",
     State.Sta10: "A-RELEASE-RP",
     State.Sta11: "A-RELEASE-RP",
+    State.Sta12: "A-RELEASE response from the application",
 }
 _ACSE_WAIT_STATES = frozenset(_WAITING_FOR)
 

@@ -18,9 +18,10 @@ class Timeouts:
     artim: the PS3.8 ARTIM timer -- how long an acceptor waits for the A-ASSOCIATE-RQ after
         a connection opens, and how long either side waits for the peer to close the
         connection after a reject, release or abort.
-    acse: how long a requestor waits for A-ASSOCIATE-AC/RJ, either side for A-RELEASE-RP,
-        and an acceptor's application may take to answer an A-ASSOCIATE-RQ; when it
-        passes, the association is aborted (PS3.8 defines no timer there).
+    acse: how long a requestor waits for A-ASSOCIATE-AC/RJ, either side for A-RELEASE-RP
+        (after a release collision too), and the application may take to answer an
+        A-ASSOCIATE-RQ or A-RELEASE-RQ; when it passes, the association is aborted
+        (PS3.8 defines no timer there).
     idle: how long an established association may go without receiving a complete PDU
         before it is aborted: a peer that sends nothing, or drips bytes, is cut off.
         None (the default here) never; ``dicomnet.server`` gives SCPs a finite one.

@@ -583,6 +583,23 @@ def test_acse_timeout_bounds_the_wait_for_the_release_response_after_a_collision
     assert waiting.state is State.Sta13
 
 
+def test_acse_timeout_bounds_an_application_that_never_answers_a_release() -> None:
+    """Sta8 (the acceptor's application owes the A-RELEASE response) has no timer in
+    PS3.8: an application that never answers must not hold the association for ever."""
+    link = Link(acceptor_timeouts=Timeouts(acse=5))
+    link.associate()
+    link.requestor.send_release_rq(link.now)
+    link.deliver(link.requestor)
+    assert kinds(link.acceptor.next_events()) == [ev.ReleaseRequested]
+    assert link.acceptor.state is State.Sta8
+    assert link.acceptor.get_timer() == link.now + 5
+    link.acceptor.handle_timer(link.now + 5)
+    (aborted,) = link.acceptor.next_events()
+    assert isinstance(aborted, ev.ProviderAborted) and aborted.timed_out
+    assert "A-RELEASE response from the application" in aborted.description
+    assert split_pdus(take_output(link.acceptor)) == [(A_ABORT, bytes(4))]
+
+
 def test_idle_timeout_counts_from_the_last_received_bytes() -> None:
     link = Link(requestor_timeouts=Timeouts(idle=10))
     link.associate()
