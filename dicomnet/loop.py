@@ -333,6 +333,7 @@ class StreamChannel:
         self.read_budget = read_budget
         self._lock = lock or threading.Lock()
         self._secured = False
+        self._write_blocked = False  # the last write left bytes the socket would not take
         self._timer: TimerHandle | None = None
         self._interest = 0
         self._closed = False
@@ -382,9 +383,15 @@ class StreamChannel:
             return
         if mask & selectors.EVENT_READ:
             self._read()
-        if mask & selectors.EVENT_WRITE and not self._closed:
+        # What the reads made the engine and the callbacks queue goes out now, in this
+        # same turn: no write interest to register and drop again per request.
+        if not self._closed and (mask & selectors.EVENT_WRITE or self._has_output()):
             self._write()
         self._settle()
+
+    def _has_output(self) -> bool:
+        with self._lock:
+            return bool(self.engine.send_queue)
 
     def _advance_handshake(self) -> None:
         try:
@@ -478,6 +485,8 @@ class StreamChannel:
                     return finished, failed, exc
                 finished += queue.consume(n)
                 # a partial write means the socket is full: the next send says so (EAGAIN)
+            # Write readiness is worth watching only while the socket is full.
+            self._write_blocked = bool(queue)
         return finished, failed, None
 
     def _settle(self) -> None:
@@ -495,7 +504,7 @@ class StreamChannel:
             pending = bool(engine.send_queue)
             deadline = engine.get_timer()
         want = selectors.EVENT_READ
-        if pending or self.layer.wants_write:
+        if (pending and self._write_blocked) or self.layer.wants_write:
             want |= selectors.EVENT_WRITE
         self._want(want)
         self._arm_timer(deadline)
