@@ -46,12 +46,15 @@ _LINK_CALLBACKS = (
 CALLBACK_NAMES: tuple[str, ...] = (*_LINK_CALLBACKS, *(s.callback for s in MESSAGES.values()))
 """Every ``DicomNet`` callback, hence every signal."""
 
+_SIGNALS: dict[str, Signal] = {name: namespace.signal(name) for name in CALLBACK_NAMES}
+
 
 def signal_for(callback_name: str) -> Signal:
     """The signal of a callback (``signal_for("OnAccept") is signals.OnAccept``)."""
-    if callback_name not in CALLBACK_NAMES:
-        raise KeyError(f"no DicomNet callback named {callback_name!r}")
-    return namespace.signal(callback_name)
+    try:
+        return _SIGNALS[callback_name]
+    except KeyError:
+        raise KeyError(f"no DicomNet callback named {callback_name!r}") from None
 
 
 def has_receivers(callback_name: str, sender: object) -> bool:
@@ -64,6 +67,6 @@ def has_receivers(callback_name: str, sender: object) -> bool:
 
 def __getattr__(name: str) -> Signal:
     """``signals.OnReceiveCEchoRequest`` and ``from dicomnet.signals import OnAccept``."""
-    if name in CALLBACK_NAMES:
-        return namespace.signal(name)
+    if name in _SIGNALS:
+        return _SIGNALS[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
