@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import logging
 import socket
 import threading
@@ -453,8 +454,9 @@ class DicomNet(DimseServices):
     # -- callbacks (defaults send the signal of the same name) -----------------------
 
     def _callback(self, name: str, arguments: Mapping[str, Any]) -> None:
-        kwargs = {k: v for k, v in arguments.items() if k != "self"}
-        signals.signal_for(name).send(self, **kwargs)
+        signal = signals.signal_for(name)
+        if signal.receivers:  # most callbacks have none: skip building the arguments
+            signal.send(self, **{k: v for k, v in arguments.items() if k != "self"})
 
     def OnAccept(self, error: DicomExceptionCode) -> None:
         self._callback("OnAccept", locals())
@@ -646,8 +648,7 @@ class DicomNet(DimseServices):
     def _wants(self, name: str) -> bool:
         """True when callback ``name`` is overridden or its signal has subscribers for
         this DicomNet (decided now, so a later subscription takes effect)."""
-        overridden = getattr(type(self), name) is not getattr(DicomNet, name)
-        return overridden or signals.has_receivers(name, self)
+        return _overrides(type(self), name) or signals.has_receivers(name, self)
 
     def _attach(self, sock: socket.socket, address: tuple[str, int], is_requestor: bool) -> None:
         loop = self._loop = runtime.get_loop()
@@ -892,6 +893,12 @@ class DicomNet(DimseServices):
         DimseReceived: _on_dimse,
         ev.TransportClosed: _on_closed,
     }
+
+
+@functools.cache
+def _overrides(cls: type[DicomNet], name: str) -> bool:
+    """Whether ``cls`` replaces DicomNet's own callback ``name`` (fixed per class)."""
+    return getattr(cls, name) is not getattr(DicomNet, name)
 
 
 def _families(ip_type: DicomNetIpTypeFlags) -> tuple[bool, bool]:

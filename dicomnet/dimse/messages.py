@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from typing import Any
 
 from ..enums import DicomCommandPriorityType, DicomCommandStatusType, DicomCommandType
@@ -112,38 +113,41 @@ def _member(enum_type: Any, value: int) -> Any:
 
 @dataclass(frozen=True)
 class MessageSpec:
-    """A DIMSE message: command field, fields and the callback that receives it."""
+    """A DIMSE message: command field, fields and the callback that receives it.
+
+    What is derived from the fields is computed once (``cached_property``): it is read
+    for every message sent and received."""
 
     command_field: int
     callback: str
     fields: tuple[Field, ...]
     data_set: bool  # the message may carry a data set (its callbacks take ``data_set``)
 
-    @property
+    @cached_property
     def name(self) -> str:
         return message_name(self.command_field)
 
-    @property
+    @cached_property
     def is_response(self) -> bool:
         return bool(self.command_field & RESPONSE_BIT)
 
-    @property
+    @cached_property
     def expects_response(self) -> bool:
         """Requests are answered; responses and C-CANCEL are not."""
         return not self.is_response and self.command_field != DicomCommandType.CCancel
 
-    @property
+    @cached_property
     def message_id_element(self) -> str:
         """Where ``message_id`` goes: a request's own ID, else the ID it refers to."""
         return "MessageID" if self.expects_response else "MessageIDBeingRespondedTo"
 
-    @property
+    @cached_property
     def parameters(self) -> tuple[str, ...]:
         """The callback's parameter names, in order."""
         names = ("presentation_id", "message_id", *(f.parameter for f in self.fields))
         return (*names, "data_set") if self.data_set else names
 
-    @property
+    @cached_property
     def required(self) -> tuple[str, ...]:
         """Mandatory and protocol-required elements (PS3.7 9.3, 10.3: M and P)."""
         own = (f.element for f in self.fields if f.required)
