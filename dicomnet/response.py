@@ -7,7 +7,6 @@ answer nobody reads costs nothing).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -16,20 +15,21 @@ from pydicom import Dataset
 
 from .dimse.status import StatusCategory, status_category, status_description
 
+_UNDECODED = object()
 
-@dataclass(frozen=True, eq=False)
+
+@dataclass(frozen=True, eq=False, slots=True)
 class Response:
     """One received DIMSE response.
 
     ``command`` maps the command set's pydicom keywords to values (``"Status"``,
-    ``"ErrorComment"``, ``"NumberOfFailedSuboperations"``...).
+    ``"ErrorComment"``, ``"NumberOfFailedSuboperations"``...), read-only.
     """
 
     presentation_id: int
     command: Mapping[str, object]
-    _decode: Callable[[], Dataset | None] = field(repr=False, default=lambda: None)
-    _cache: list[Dataset | None] = field(repr=False, default_factory=list)
-    _lock: threading.Lock = field(repr=False, default_factory=threading.Lock)
+    _decode: Callable[[], Dataset | None] = field(repr=False)
+    _data_set: object = field(repr=False, default=_UNDECODED)
 
     @classmethod
     def of(
@@ -38,7 +38,9 @@ class Response:
         command: Mapping[str, object],
         decode: Callable[[], Dataset | None],
     ) -> Response:
-        return cls(presentation_id, MappingProxyType(dict(command)), decode)
+        """``decode`` gives the data set on first use (it may run twice if two threads
+        ask at once; decoding is pure, so either result is the same)."""
+        return cls(presentation_id, MappingProxyType(command), decode)
 
     @property
     def command_field(self) -> int:
@@ -89,10 +91,9 @@ class Response:
     @property
     def dataset(self) -> Dataset | None:
         """The response's data set, decoded on first access (None without one)."""
-        with self._lock:
-            if not self._cache:
-                self._cache.append(self._decode())
-            return self._cache[0]
+        if self._data_set is _UNDECODED:
+            object.__setattr__(self, "_data_set", self._decode())
+        return self._data_set  # type: ignore[return-value]
 
     def _int(self, keyword: str, default: int = 0) -> int:
         value = self.command.get(keyword)
