@@ -551,7 +551,11 @@ class DicomNet(DimseServices):
         limit = self.timeouts.dimse if timeout is None else timeout
         if limit is not None and not outcome.has_response(message_id) and not outcome.ended:
             try:
-                self._submit(lambda session, now: session.expect_response(message_id, limit, now))
+                # write_here: the loop is only woken when its timer must fire sooner
+                self._submit(
+                    lambda session, now: session.expect_response(message_id, limit, now),
+                    write_here=True,
+                )
             except DicomException:  # the connection ended meanwhile: the wait says how
                 pass
         outcome.wait(
