@@ -334,6 +334,9 @@ class StreamChannel:
         self._lock = lock or threading.Lock()
         self._secured = False
         self._write_blocked = False  # the last write left bytes the socket would not take
+        # True while the channel handles a readiness event: what callbacks queue then is
+        # written before the event is done, so nobody else needs to ask for a flush.
+        self.in_turn = False
         self._timer: TimerHandle | None = None
         self._interest = 0
         self._closed = False
@@ -381,12 +384,16 @@ class StreamChannel:
         if not self._secured:
             self._advance_handshake()
             return
-        if mask & selectors.EVENT_READ:
-            self._read()
-        # What the reads made the engine and the callbacks queue goes out now, in this
-        # same turn: no write interest to register and drop again per request.
-        if not self._closed and (mask & selectors.EVENT_WRITE or self._has_output()):
-            self._write()
+        self.in_turn = True
+        try:
+            if mask & selectors.EVENT_READ:
+                self._read()
+            # What the reads made the engine and the callbacks queue goes out now, in
+            # this same turn: no write interest to register and drop again per request.
+            if not self._closed and (mask & selectors.EVENT_WRITE or self._has_output()):
+                self._write()
+        finally:
+            self.in_turn = False
         self._settle()
 
     def _has_output(self) -> bool:

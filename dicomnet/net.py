@@ -613,6 +613,8 @@ class DicomNet(DimseServices):
         ):
             session.data_sent(loop.time())
             return
+        if channel is not None and channel.in_turn and loop.in_loop_thread():
+            return  # a callback of this channel's read: the channel writes before it ends
         self._flush_soon()
         self._throttle(session.engine.send_queue)
 
