@@ -456,6 +456,17 @@ class PynetdicomCommitmentScp:
         self.report_port = report_port
         self.report_statuses: queue.Queue[int] = queue.Queue()
         self.errors: queue.Queue[BaseException] = queue.Queue()
+        self.action_answered = threading.Event()
+
+    def handlers(self) -> dict[Any, Any]:
+        from pynetdicom import evt
+
+        return {evt.EVT_N_ACTION: self.on_action, evt.EVT_DIMSE_SENT: self.on_sent}
+
+    def on_sent(self, event: Any) -> None:
+        """EVT_DIMSE_SENT: the report waits until the N-ACTION response has gone out."""
+        if type(event.message).__name__ == "N_ACTION_RSP":
+            self.action_answered.set()
 
     def on_action(self, event: Any) -> tuple[int, None]:
         information = event.action_information
@@ -479,7 +490,7 @@ class PynetdicomCommitmentScp:
 
     def _report(self, assoc: Any, information: Dataset) -> None:
         try:
-            time.sleep(0.3)  # the N-ACTION response goes first; the SCU may release
+            assert self.action_answered.wait(WAIT), "the N-ACTION response was not sent"
             event_type, report = self.result(information)
             if self.report_port is None:
                 status, _ = assoc.send_n_event_report(
@@ -522,12 +533,11 @@ class PynetdicomCommitmentScp:
 def test_stgcmtscu_against_a_pynetdicom_scp_reporting_on_the_same_association(
     held: int, pynetdicom_scp: ServerFactory, run_sample: Runner, tmp_path: Path
 ) -> None:
-    from pynetdicom import evt
 
     files = write_instances(tmp_path / "in", 3)
     uids = [uid_of(path) for path in files]
     scp = PynetdicomCommitmentScp(set(uids[:held]))
-    with pynetdicom_scp([STORAGE_COMMITMENT], {evt.EVT_N_ACTION: scp.on_action}) as (port, log):
+    with pynetdicom_scp([STORAGE_COMMITMENT], scp.handlers()) as (port, log):
         result = run_sample("stgcmtscu", LOOPBACK, str(port), *map(str, files))
         (action,) = log.wait_for("EVT_N_ACTION")
     assert scp.status() == 0x0000  # stgcmtscu answered the N-EVENT-REPORT with Success
@@ -547,12 +557,11 @@ def test_stgcmtscu_against_a_pynetdicom_scp_reporting_on_the_same_association(
 def test_stgcmtscu_takes_a_pynetdicom_report_on_its_listener_after_releasing(
     pynetdicom_scp: ServerFactory, run_sample: Runner, tmp_path: Path
 ) -> None:
-    from pynetdicom import evt
 
     files = write_instances(tmp_path / "in", 2)
     report_port = peers.free_port()
     scp = PynetdicomCommitmentScp({uid_of(path) for path in files}, report_port)
-    with pynetdicom_scp([STORAGE_COMMITMENT], {evt.EVT_N_ACTION: scp.on_action}) as (port, log):
+    with pynetdicom_scp([STORAGE_COMMITMENT], scp.handlers()) as (port, log):
         result = run_sample(
             "stgcmtscu",
             "--release-early",
