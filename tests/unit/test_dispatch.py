@@ -109,16 +109,26 @@ def server() -> Iterator[Server]:
         DicomNet.Shutdown()
 
 
-def associated_scu(server: Server) -> DicomNet:
-    scu = DicomNet(None, timeouts=TIMEOUTS)
-    scu.Connect(None, 0, "127.0.0.1", server.HostPort)
-    scu.wait_connected(WAIT)
-    request = DicomAssociate(True)
-    request.Called, request.Calling = "SCP", "SCU"
-    request.AddPresentationContext(1, 0, VERIFICATION)
-    request.AddTransfer(1, IMPLICIT_VR_LE)
-    scu.SendAssociateRequest(request)
-    scu.wait_associated(WAIT)
+def associated_scu(
+    server: Server,
+    timeouts: Timeouts = TIMEOUTS,
+    peer: str = "127.0.0.1",
+    ip_type: DicomNetIpTypeFlags = DicomNetIpTypeFlags.Ipv4,
+) -> DicomNet:
+    """An SCU associated with ``server`` for Verification (closed again if that fails)."""
+    scu = DicomNet(None, timeouts=timeouts)
+    try:
+        scu.Connect(None, 0, peer, server.HostPort, ip_type)
+        scu.wait_connected(WAIT)
+        request = DicomAssociate(True)
+        request.Called, request.Calling = "SCP", "SCU"
+        request.AddPresentationContext(1, 0, VERIFICATION)
+        request.AddTransfer(1, IMPLICIT_VR_LE)
+        scu.SendAssociateRequest(request)
+        scu.wait_associated(WAIT)
+    except BaseException:
+        scu.Close()
+        raise
     return scu
 
 
@@ -210,16 +220,7 @@ def test_listening_on_ipv4_or_ipv6_serves_both_families() -> None:
             ("127.0.0.1", DicomNetIpTypeFlags.Ipv4),
             ("::1", DicomNetIpTypeFlags.Ipv6),
         ):
-            scu = DicomNet(None, timeouts=TIMEOUTS)
-            scus.append(scu)
-            scu.Connect(None, 0, peer, listener.HostPort, ip_type)
-            scu.wait_connected(WAIT)
-            request = DicomAssociate(True)
-            request.Called, request.Calling = "SCP", "SCU"
-            request.AddPresentationContext(1, 0, VERIFICATION)
-            request.AddTransfer(1, IMPLICIT_VR_LE)
-            scu.SendAssociateRequest(request)
-            scu.wait_associated(WAIT)
+            scus.append(associated_scu(listener, peer=peer, ip_type=ip_type))
         peers = {listener.children.get(timeout=WAIT).PeerAddress for _ in scus}
         assert peers == {"127.0.0.1", "::1"}
     finally:
@@ -229,27 +230,14 @@ def test_listening_on_ipv4_or_ipv6_serves_both_families() -> None:
         DicomNet.Shutdown()
 
 
-def _associate(server: Server, timeouts: Timeouts) -> DicomNet:
-    scu = DicomNet(None, timeouts=timeouts)
-    scu.Connect(None, 0, "127.0.0.1", server.HostPort)
-    scu.wait_connected(WAIT)
-    request = DicomAssociate(True)
-    request.Called, request.Calling = "SCP", "SCU"
-    request.AddPresentationContext(1, 0, VERIFICATION)
-    request.AddTransfer(1, IMPLICIT_VR_LE)
-    scu.SendAssociateRequest(request)
-    scu.wait_associated(WAIT)
-    return scu
-
-
 def test_a_finished_association_is_not_kept_alive_by_its_cancelled_timers(
     server: Server,
 ) -> None:
     # A live association whose idle timer is due first keeps the cancelled timers of the
     # finished one inside the loop's heap.
-    keeper = _associate(server, Timeouts(connect=WAIT, idle=60))
+    keeper = associated_scu(server, Timeouts(connect=WAIT, idle=60))
     server.children.get(timeout=WAIT)
-    scu = _associate(server, Timeouts(connect=WAIT, artim=300, acse=300, dimse=300, idle=300))
+    scu = associated_scu(server, Timeouts(connect=WAIT, artim=300, acse=300, dimse=300, idle=300))
     child = weakref.ref(server.children.get(timeout=WAIT))
     scu.SendReleaseRequest()
     scu.wait_released(WAIT)
