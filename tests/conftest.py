@@ -12,12 +12,15 @@ import os
 import shutil
 import sys
 import sysconfig
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
 import pytest
+
+from dicomnet import DicomNet
+from dicomnet.loop import VirtualClock
 
 
 def running_in_ci() -> bool:
@@ -78,3 +81,16 @@ def require_dcmtk() -> Callable[[str], str]:
 def require_pynetdicom() -> ModuleType:
     """The pynetdicom module, or a skip/fail of the test when it is not installed."""
     return require_pynetdicom_module()
+
+
+@pytest.fixture
+def virtual_clock() -> Iterator[VirtualClock]:
+    """The engine in manual mode on a ``VirtualClock``: timers fire in deadline order
+    and take no wall time (waits pump the loop; time jumps when nothing else can
+    happen)."""
+    clock = VirtualClock()
+    DicomNet.Startup(threaded=False, clock=clock)
+    try:
+        yield clock
+    finally:
+        DicomNet.Shutdown()

@@ -50,17 +50,7 @@ class Server(DicomNet):
 
 
 @pytest.fixture
-def clock() -> Iterator[VirtualClock]:
-    clock = VirtualClock()
-    DicomNet.Startup(threaded=False, clock=clock)
-    try:
-        yield clock
-    finally:
-        DicomNet.Shutdown()
-
-
-@pytest.fixture
-def scu(clock: VirtualClock) -> Iterator[DicomNet]:
+def scu(virtual_clock: VirtualClock) -> Iterator[DicomNet]:
     Server.closed = []
     server = Server(None)
     client = DicomNet(None)
@@ -83,19 +73,19 @@ def scu(clock: VirtualClock) -> Iterator[DicomNet]:
 
 
 def test_traffic_keeps_the_association_and_silence_ends_it(
-    clock: VirtualClock, scu: DicomNet
+    virtual_clock: VirtualClock, scu: DicomNet
 ) -> None:
-    started = clock()
-    while clock() - started < 3 * IDLE:  # well past IDLE, never IDLE silent
+    started = virtual_clock()
+    while virtual_clock() - started < 3 * IDLE:  # well past IDLE, never IDLE silent
         message_id = scu.next_message_id()
         scu.SendCEchoRequest(1, message_id, VERIFICATION)
         assert scu.wait_response(message_id, 5).status == 0
-        clock.advance(IDLE / 5)
+        virtual_clock.advance(IDLE / 5)
     assert scu.IsAssociated()
-    silent_since = clock() - IDLE / 5
+    silent_since = virtual_clock() - IDLE / 5
     with pytest.raises(AssociationAborted):
         scu.wait_released(5)  # nothing to release: waits until the SCP aborts
-    assert clock() - silent_since == pytest.approx(IDLE)
+    assert virtual_clock() - silent_since == pytest.approx(IDLE)
     scu.wait_closed(5)
     for _ in range(100):  # the SCP closes once it reads the SCU's close
         if Server.closed:

@@ -67,17 +67,7 @@ class Server(DicomNet):
 
 
 @pytest.fixture
-def clock() -> Iterator[VirtualClock]:
-    clock = VirtualClock()
-    DicomNet.Startup(threaded=False, clock=clock)
-    try:
-        yield clock
-    finally:
-        DicomNet.Shutdown()
-
-
-@pytest.fixture
-def associated_scu(clock: VirtualClock) -> Iterator[DicomNet]:
+def associated_scu(virtual_clock: VirtualClock) -> Iterator[DicomNet]:
     server = Server(None)
     scu = DicomNet(None)
     try:
@@ -108,25 +98,25 @@ def find(scu: DicomNet) -> int:
 
 
 def test_pending_responses_keep_the_wait_alive(
-    clock: VirtualClock, associated_scu: DicomNet
+    virtual_clock: VirtualClock, associated_scu: DicomNet
 ) -> None:
     SlowFindChild.pending, SlowFindChild.gap = 6, 0.15  # 1.05 s in all, never 0.5 s silent
-    started = clock()
+    started = virtual_clock()
     response = associated_scu.wait_response(find(associated_scu), timeout=0.5)
     assert response.status == DicomCommandStatusType.Success
-    assert clock() - started == pytest.approx(7 * 0.15)
+    assert virtual_clock() - started == pytest.approx(7 * 0.15)
 
 
 def test_silence_longer_than_the_timeout_fails_and_keeps_the_association(
-    clock: VirtualClock, associated_scu: DicomNet
+    virtual_clock: VirtualClock, associated_scu: DicomNet
 ) -> None:
     SlowFindChild.pending, SlowFindChild.gap = 0, 1.0
-    started = clock()
+    started = virtual_clock()
     message_id = find(associated_scu)
     with pytest.raises(DicomException) as raised:
         associated_scu.wait_response(message_id, timeout=0.3)
     assert raised.value.Code == DicomExceptionCode.NetTimeout
-    assert clock() - started == pytest.approx(0.3)
+    assert virtual_clock() - started == pytest.approx(0.3)
     assert associated_scu.IsAssociated()
 
 
