@@ -36,7 +36,7 @@ from .dimse.assembly import BytesSink, DataSink, Message
 from .dimse.commands import NO_DATA_SET, RESPONSE_BIT, command_title, message_name
 from .dimse.datasets import decode_dataset, encode_dataset
 from .dimse.fragment import BytesSource, DataSource
-from .dimse.messages import MESSAGES, MessageSpec, check_required
+from .dimse.messages import MESSAGES, MessageSpec, check_required, expects_response
 from .dimse.part10 import Part10File, part10_source, read_part10_header
 from .dimse.spool import SpooledFile, SpoolSink
 from .dimse.status import CANNOT_UNDERSTAND, StatusCategory, status_category
@@ -116,10 +116,7 @@ class DimseReceived:
 
     @property
     def expects_response(self) -> bool:
-        field = self.message.command_field
-        if self.spec is not None:
-            return self.spec.expects_response
-        return not field & RESPONSE_BIT
+        return expects_response(self.message.command_field)
 
 
 @dataclass(frozen=True)
@@ -361,15 +358,14 @@ class DimseSession:
     ) -> None:
         """Queue one DIMSE message after the checks the standard asks for."""
         field = int(command["CommandField"])  # type: ignore[call-overload]
-        spec = MESSAGES.get(field)
         if field == DicomCommandType.CStore:
             self._check_store_role(presentation_id)
-        expects_response = spec.expects_response if spec else not field & RESPONSE_BIT
-        if expects_response:
+        answered = expects_response(field)
+        if answered:
             message_id = int(command["MessageID"])  # type: ignore[call-overload]
             self.operations.check_can_invoke(message_id)
         self.engine.send_message(presentation_id, command, data, now)
-        if expects_response:
+        if answered:
             self.operations.invoked(message_id, field)
             self._last_activity = max(self._last_activity, now)
         elif field & RESPONSE_BIT and not _is_pending(command):
@@ -492,9 +488,7 @@ class DimseSession:
 
     def _on_request(self, message: Message, spec: MessageSpec | None, now: float) -> None:
         field = message.command_field
-        name = message_name(field)
-        expects_response = spec is None or spec.expects_response
-        if expects_response and not self.operations.may_perform(message.message_id or 0):
+        if expects_response(field) and not self.operations.may_perform(message.message_id or 0):
             limit = self.operations.max_performed
             reason = f"{self.operations.performing} operations in progress; the window is {limit}"
             self._refuse(message, Status.ResourceLimitation, reason, now)
@@ -514,7 +508,6 @@ class DimseSession:
             self._refuse(message, status, str(exc), now)
             return
         received_file = message.data.path if isinstance(message.data, SpooledFile) else None
-        log.debug("%s: %s delivered", self.engine.name, name)
         self._events.append(DimseReceived(message, spec, data_set, received_file, False))
 
     def _may_receive_store(self, message: Message) -> bool:
@@ -539,8 +532,7 @@ class DimseSession:
             "refusing %s %s: %s", command_title(message.command_field), message.message_id, reason
         )
         _discard(message)
-        spec = MESSAGES.get(message.command_field)
-        if message.command_field & RESPONSE_BIT or (spec and not spec.expects_response):
+        if not expects_response(message.command_field):
             return  # responses and C-CANCEL are never answered
         response: dict[str, object] = {
             "CommandField": message.command_field | RESPONSE_BIT,

@@ -308,6 +308,13 @@ MESSAGE_BY_CALLBACK: Mapping[str, MessageSpec] = {spec.callback: spec for spec i
 _PROTOCOL = ("CommandField", "CommandDataSetType")
 
 
+def expects_response(command_field: int) -> bool:
+    """Whether a message with this command field is answered: requests are, responses and
+    C-CANCEL are not; an unknown request-looking field is treated as a request."""
+    spec = MESSAGES.get(command_field)
+    return spec.expects_response if spec is not None else not command_field & RESPONSE_BIT
+
+
 def required_elements(command_field: int) -> tuple[str, ...]:
     """The elements a message must carry; only the protocol ones for an unknown field."""
     spec = MESSAGES.get(command_field)
