@@ -129,10 +129,6 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _comment(text: str) -> dict[str, Any]:
-    return {"ErrorComment": text[:64]}  # Error Comment is LO: at most 64 characters
-
-
 def _names(tags: Iterable[int]) -> str:
     return ", ".join(keyword_for_tag(tag) or f"{Tag(tag)}" for tag in tags)
 
@@ -155,13 +151,13 @@ class MppsStore:
             return Outcome(
                 Status.InvalidObjectInstance,
                 instance,
-                extra=_comment("the SOP Instance UID is not a valid UID"),
+                extra={"ErrorComment": "the SOP Instance UID is not a valid UID"},
             )
         if instance in self.instances:
             return Outcome(
                 Status.DuplicateInstance,
                 instance,
-                extra=_comment("an MPPS with this SOP Instance UID exists"),
+                extra={"ErrorComment": "an MPPS with this SOP Instance UID exists"},
             )
         attributes = attributes if attributes is not None else Dataset()
         refusal = _check_create(attributes)
@@ -181,13 +177,13 @@ class MppsStore:
             return Outcome(
                 Status.ProcessingFailure,
                 instance,
-                extra={**_comment(NOT_UPDATABLE_COMMENT), "ErrorID": NOT_UPDATABLE_ERROR_ID},
+                extra={"ErrorComment": NOT_UPDATABLE_COMMENT, "ErrorID": NOT_UPDATABLE_ERROR_ID},
             )
         if modifications is None or len(modifications) == 0:
             return Outcome(
                 Status.ProcessingFailure,
                 instance,
-                extra=_comment("N-SET without a modification list"),
+                extra={"ErrorComment": "N-SET without a modification list"},
             )
         new_status = modifications.get("PerformedProcedureStepStatus", IN_PROGRESS)
         if new_status not in STEP_STATUSES:
@@ -225,12 +221,14 @@ def _check_create(attributes: Dataset) -> Outcome | None:
         return Outcome(
             Status.MissingAttribute,
             "",
-            extra={"AttributeIdentifierList": absent, **_comment(f"missing {_names(absent)}")},
+            extra={"AttributeIdentifierList": absent, "ErrorComment": f"missing {_names(absent)}"},
         )
     empty = [tag for tag in required if attributes[tag].value in (None, "", [])]
     if empty:
         return Outcome(
-            Status.MissingAttributeValue, "", extra=_comment(f"no value for {_names(empty)}")
+            Status.MissingAttributeValue,
+            "",
+            extra={"ErrorComment": f"no value for {_names(empty)}"},
         )
     if attributes.PerformedProcedureStepStatus != IN_PROGRESS:
         return _invalid_status("", attributes)
@@ -246,8 +244,8 @@ def _invalid_status(instance: str, attributes: Dataset) -> Outcome:
         Status.InvalidAttributeValue,
         instance,
         offending,
-        _comment(
-            f"Performed Procedure Step Status {offending.PerformedProcedureStepStatus!r} "
-            "is not allowed here"
-        ),
+        {
+            "ErrorComment": f"Performed Procedure Step Status "
+            f"{offending.PerformedProcedureStepStatus!r} is not allowed here"
+        },
     )

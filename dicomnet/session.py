@@ -538,7 +538,7 @@ class DimseSession:
             "CommandField": message.command_field | RESPONSE_BIT,
             "MessageIDBeingRespondedTo": message.message_id or 0,
             "Status": int(status),
-            "ErrorComment": reason[:64],
+            "ErrorComment": reason,
             "CommandDataSetType": NO_DATA_SET,
         }
         sop_class = message.affected_sop_class_uid or message.requested_sop_class_uid

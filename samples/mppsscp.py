@@ -116,7 +116,7 @@ class MppsChild(AcceptedConnection):
             outcome = Outcome(
                 DicomCommandStatusType.NoSuchClass,
                 instance,
-                extra={"ErrorComment": f"SOP class {sop_class} is not MPPS"[:64]},
+                extra={"ErrorComment": f"SOP class {sop_class} is not MPPS"},
             )
         log.info(
             "%s %s: status 0x%04X %s",

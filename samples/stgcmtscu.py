@@ -140,7 +140,7 @@ class ReportReceiver(DicomNet):
         status, comment = self._take_report(affected_class, dicom_event, data_set)
         if comment:
             log.warning("answering N-EVENT-REPORT %d with 0x%04X: %s", message_id, status, comment)
-        extra = {"ErrorComment": comment[:64]} if comment else {}
+        extra = {"ErrorComment": comment} if comment else {}
         self.SendNReportResponse(
             presentation_id,
             message_id,

@@ -150,7 +150,7 @@ class StoreChild(AcceptedConnection):
         data_set: Dataset | None,
     ) -> None:
         status, comment = self._store(affected_class, instance)
-        extra = {"ErrorComment": comment[:64]} if comment else {}
+        extra = {"ErrorComment": comment} if comment else {}
         self.SendCStoreResponse(
             presentation_id, message_id, affected_class, instance, status, **extra
         )
@@ -179,7 +179,7 @@ class StoreChild(AcceptedConnection):
                 refusal.status,
                 action,
                 None,
-                ErrorComment=str(refusal)[:64],
+                ErrorComment=str(refusal),
             )
             return
         self.SendNActionResponse(

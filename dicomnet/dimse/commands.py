@@ -91,6 +91,7 @@ _GROUP_LENGTH = 0x00000000
 _ELEMENT_HEADER = struct.Struct("<HHL")  # group, element, value length
 _UL = struct.Struct("<L")
 _RAW_KEY = re.compile(r"\(0000,([0-9A-Fa-f]{4})\)")  # unknown elements, "(0000,eeee)"
+_LO_LENGTH = 64  # PS3.5 6.2: a Long String holds at most 64 characters
 _STRING_VRS = frozenset({"UI", "AE", "LO", "SH", "CS", "LT", "IS"})
 _VALUE_STRUCTS = {"US": struct.Struct("<H"), "UL": _UL, "AT": struct.Struct("<HH")}
 
@@ -131,6 +132,8 @@ def _encode_string(keyword: str, vr: str, value: object) -> bytes:
         encoded = value.encode("ascii")
     except UnicodeEncodeError:
         raise DIMSEError(f"{keyword} must use the default character repertoire") from None
+    if vr == "LO":  # free text (Error Comment): a long one is cut, never refused
+        encoded = encoded[:_LO_LENGTH]
     if len(encoded) % 2:
         encoded += b"\x00" if vr == "UI" else b" "
     return encoded

@@ -47,7 +47,6 @@ from .models import LEVELS_OF_MODEL, query_level
 log = logging.getLogger("dicomnet.qr")
 
 IDENTIFIER_DOES_NOT_MATCH = 0xA900  # PS3.4 C.4.1.1.4: identifier does not match SOP class
-MAX_ERROR_COMMENT = 64  # Error Comment is an LO
 
 QUERY_RETRIEVE_SUPPORTED: Mapping[str, Sequence[str]] = {
     **VERIFICATION_ONLY,
@@ -76,8 +75,9 @@ Store = Callable[[Part10File], int]
 
 
 def error_comment(error: Exception | str) -> dict[str, str]:
-    """The ``ErrorComment`` keyword argument of a response, cut to its 64 characters."""
-    return {"ErrorComment": str(error)[:MAX_ERROR_COMMENT]}
+    """The ``ErrorComment`` keyword argument of a response (the encoder keeps it to the
+    64 characters of its VR)."""
+    return {"ErrorComment": str(error)}
 
 
 def failed_identifier(instance_uids: Sequence[str]) -> Dataset | None:

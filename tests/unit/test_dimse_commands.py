@@ -611,3 +611,14 @@ def test_describe_without_command_field() -> None:
     assert "without Command Field" in text.splitlines()[0]
     assert "LOW" in text
     assert text.splitlines()[-1].endswith("not stated")
+
+
+def test_a_long_error_comment_is_cut_to_its_64_characters() -> None:
+    fields = {
+        "CommandField": 0x8001,
+        "MessageIDBeingRespondedTo": 1,
+        "Status": 0xA700,
+        "ErrorComment": "x" * 200,
+        "CommandDataSetType": NO_DATA_SET,
+    }
+    assert decode_command_set(encode_command_set(fields))["ErrorComment"] == "x" * 64
