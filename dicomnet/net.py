@@ -143,6 +143,7 @@ class DicomNet(DimseServices):
         self._loop: EventLoop | None = None  # the loop this connection lives on
         self._lock = threading.Lock()  # the session is driven by the loop and by senders
         self._flush_scheduled = False
+        self._throttled = 0  # threads held back by _throttle
         self._channel: StreamChannel | None = None
         self._listener: ListenerChannel | None = None
         self._connecting: ConnectAttempt | None = None
@@ -648,8 +649,12 @@ class DicomNet(DimseServices):
         session = self._session
         cond = self._outcome.cond
         with cond:
-            while queue.backlog > low and session is not None and not session.is_closed:
-                cond.wait(1.0)
+            self._throttled += 1
+            try:
+                while queue.backlog > low and session is not None and not session.is_closed:
+                    cond.wait(1.0)
+            finally:
+                self._throttled -= 1
 
     def _wants(self, name: str) -> bool:
         """True when callback ``name`` is overridden or its signal has subscribers for
@@ -716,7 +721,7 @@ class DicomNet(DimseServices):
         if session is None:
             return
         session.data_sent(self._event_loop().time())
-        if session.engine.send_queue.backlog <= self.config.send_backlog_low:
+        if self._throttled and session.engine.send_queue.backlog <= self.config.send_backlog_low:
             self._outcome.set()  # wake senders held back by _throttle
         if self._wants("OnSend"):
             for pdu_type, length in finished:

@@ -19,7 +19,7 @@ from pydicom.uid import UID
 
 from .enums import DicomPduType, describe_reject
 from .errors import DicomExceptionCode, PDUError
-from .uids import APPLICATION_CONTEXT, is_valid_uid
+from .uids import APPLICATION_CONTEXT, MAX_UID_LENGTH, is_valid_uid
 
 # -- model ---------------------------------------------------------------------------
 
@@ -247,7 +247,6 @@ _IDENTITY_FIXED = struct.Struct(">BB")  # user identity type, positive response 
 
 _FIXED_BODY_LENGTH = 4  # RJ, release and abort PDUs
 _MAX_AE_TITLE = 16
-_MAX_UID = 64
 _MAX_VERSION_NAME = 16
 _MAX_ITEM_LENGTH = 0xFFFF
 
@@ -346,8 +345,8 @@ def _encode_ae_title(title: str, what: str) -> bytes:
 
 def _encode_uid(uid: str, what: str) -> bytes:
     """A UID the way PS3.8 annex F wants it in an item: no padding of any kind."""
-    if len(uid) > _MAX_UID:
-        raise _bad_value(f"{what} {uid!r} is longer than {_MAX_UID} characters")
+    if len(uid) > MAX_UID_LENGTH:
+        raise _bad_value(f"{what} {uid!r} is longer than {MAX_UID_LENGTH} characters")
     return _ascii(uid, what)
 
 
