@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,12 +33,18 @@ from ..associate import (
 from ..dimse.part10 import Part10File
 from ..dimse.status import CANNOT_UNDERSTAND, StatusCategory, status_category
 from ..enums import DicomCommandPriorityType, DicomCommandStatusType
-from ..errors import DicomException
+from ..errors import DicomException, DicomExceptionCode
 from ..net import DicomNet
 from ..scu import build_request, open_association, release
 from ..server import VERIFICATION_ONLY, AcceptedConnection, AcceptingServer
 from ..sopclasses import STORAGE_SOP_CLASSES
-from ..storage import read_headers, send_instance, storage_contexts_for
+from ..storage import (
+    SendBroken,
+    pick_context,
+    read_headers,
+    send_instance,
+    storage_contexts_for,
+)
 from ..timeouts import Timeouts
 from ..uids import UNCOMPRESSED_TRANSFER_SYNTAXES
 from .index import QueryIndex
@@ -99,10 +105,13 @@ class SubOperations:
     failed: int = 0
     warning: int = 0
     failed_uids: list[str] = field(default_factory=list)
+    reason: str = ""  # why the first sub-operation that could not be sent was not
 
-    def record(self, instance_uid: str, status: int | None) -> None:
-        """One sub-operation's C-STORE status (None: it could not be sent)."""
+    def record(self, instance_uid: str, status: int | None, reason: str = "") -> None:
+        """One sub-operation's C-STORE status (None: it could not be sent, ``reason``
+        says why)."""
         self.remaining -= 1
+        self.reason = self.reason or reason
         category = StatusCategory.FAILURE if status is None else status_category(status)
         if category is StatusCategory.SUCCESS:
             self.completed += 1
@@ -111,6 +120,11 @@ class SubOperations:
         else:
             self.failed += 1
             self.failed_uids.append(instance_uid)
+
+    def final_extra(self) -> dict[str, Any]:
+        """The final response's Error Comment: the first reason a sub-operation could
+        not be sent, if any (the requestor sees why, not only how many)."""
+        return error_comment(self.reason) if self.reason else {}
 
     def counts(self, with_remaining: bool) -> tuple[int, int, int, int]:
         """(remaining, completed, failed, warning); remaining -1 (left out) unless asked."""
@@ -135,7 +149,9 @@ def run_suboperations(
     """C-STORE each file with ``store``, a pending response with the counts after each
     but the last, then the final response; when ``cancelled()`` turns true, stop before
     the next one with a final Cancel (FE00) response. ``unreadable`` files (matched but
-    not readable) count as failed from the start. Returns the counts."""
+    not readable) count as failed from the start. A sub-operation ``store`` cannot send
+    (it raises ``DicomException``) fails, and the final response's Error Comment gives
+    the first such reason. Returns the counts."""
     progress = SubOperations(remaining=len(files), failed=unreadable)
     for part10 in files:
         if cancelled():
@@ -143,19 +159,39 @@ def run_suboperations(
                 DicomCommandStatusType.Cancel,
                 *progress.counts(True),
                 failed_identifier(progress.failed_uids),
+                **progress.final_extra(),
             )
             return progress
-        status: int | None
         try:
-            status = store(part10)
+            progress.record(part10.sop_instance_uid, store(part10))
         except DicomException as exc:
             log.warning("sub-operation for %s failed: %s", part10.path, exc)
-            status = None
-        progress.record(part10.sop_instance_uid, status)
+            progress.record(part10.sop_instance_uid, None, exc.message)
         if progress.remaining:
             respond(DicomCommandStatusType.Pending, *progress.counts(True), None)
-    respond(progress.final_status, *progress.counts(False), failed_identifier(progress.failed_uids))
+    respond(
+        progress.final_status,
+        *progress.counts(False),
+        failed_identifier(progress.failed_uids),
+        **progress.final_extra(),
+    )
     return progress
+
+
+def answer_find(
+    respond: Callable[..., None], matches: Iterable[Dataset], cancel: threading.Event
+) -> int:
+    """Send a pending C-FIND response per match, then Success, or Cancel once ``cancel``
+    is set (checked between two matches); the number of matches sent."""
+    sent = 0
+    for match in matches:
+        if cancel.is_set():
+            break
+        respond(DicomCommandStatusType.Pending, match)
+        sent += 1
+    final = DicomCommandStatusType.Cancel if cancel.is_set() else DicomCommandStatusType.Success
+    respond(final, None)
+    return sent
 
 
 class BackgroundRequests:
@@ -289,20 +325,15 @@ class QueryRetrieveConnection(AcceptedConnection):
         except ValueError as exc:
             respond(IDENTIFIER_DOES_NOT_MATCH, None, **error_comment(exc))
             return
-        matches = 0
-        for match in self.listener.index.find(level, identifier):
-            if cancel.is_set():
-                break
+        matches = self._with_retrieve_ae(self.listener.index.find(level, identifier))
+        sent = answer_find(respond, matches, cancel)
+        cancelled = ", cancelled" if cancel.is_set() else ""
+        log.info("C-FIND %d: %d match(es)%s", message_id, sent, cancelled)
+
+    def _with_retrieve_ae(self, matches: Iterable[Dataset]) -> Iterator[Dataset]:
+        for match in matches:
             match.RetrieveAETitle = self.listener.ae_title
-            respond(DicomCommandStatusType.Pending, match)
-            matches += 1
-        cancelled = cancel.is_set()
-        log.info(
-            "C-FIND %d: %d match(es)%s", message_id, matches, ", cancelled" if cancelled else ""
-        )
-        respond(
-            DicomCommandStatusType.Cancel if cancelled else DicomCommandStatusType.Success, None
-        )
+            yield match
 
     def get(
         self,
@@ -316,7 +347,7 @@ class QueryRetrieveConnection(AcceptedConnection):
         if headers is None:
             return
         contexts = [context for context in self._negotiated() if context.requestor_is_scp]
-        store = partial(_store_status, self, contexts, "", 0)
+        store = partial(_get_store_status, self, contexts)
         run_suboperations(headers, store, respond, cancel.is_set, unreadable)
 
     def move(
@@ -348,12 +379,19 @@ class QueryRetrieveConnection(AcceptedConnection):
             nothing = SubOperations(remaining=0, failed=unreadable)
             respond(nothing.final_status, *nothing.counts(False), None)
             return
-        sub = DicomNet(None, timeouts=self.timeouts)
+        request = self.association_request
+        sub = SubAssociation(
+            self.listener,
+            destination,
+            address,
+            headers,
+            originator=request.Calling.strip() if request is not None else "",
+            message_id=message_id,
+        )
         try:
-            contexts = self._open_sub_association(sub, destination, address, headers)
+            sub.open()
         except DicomException as exc:
             log.warning("C-MOVE %d: cannot associate with %s: %s", message_id, destination, exc)
-            sub.Close()
             respond(
                 DicomCommandStatusType.RefusedUnableToPerformSuboperations,
                 -1,
@@ -364,13 +402,10 @@ class QueryRetrieveConnection(AcceptedConnection):
                 **error_comment(exc),
             )
             return
-        request = self.association_request
-        originator = request.Calling.strip() if request is not None else ""
-        store = partial(_store_status, sub, contexts, originator, message_id)
         try:
-            run_suboperations(headers, store, respond, cancel.is_set, unreadable)
+            run_suboperations(headers, sub.store, respond, cancel.is_set, unreadable)
         finally:
-            _end_sub_association(sub)
+            sub.close()
 
     def _negotiated(self) -> list[NegotiatedContext]:
         request, accept = self.association_request, self.Association
@@ -394,53 +429,106 @@ class QueryRetrieveConnection(AcceptedConnection):
         )
         return headers, len(files) - len(headers)
 
-    def _open_sub_association(
+
+class SubAssociation:
+    """The C-MOVE sub-association to one destination. ``store`` opens it when there is
+    none: a file that breaks while being sent (``SendBroken``) aborts it, and the
+    sub-operations after it go on a new one. When opening fails again, the remaining
+    sub-operations fail at once with that reason instead of each trying anew."""
+
+    def __init__(
         self,
-        sub: DicomNet,
+        listener: QueryRetrieveServer,
         destination: str,
         address: tuple[str, int],
         headers: Sequence[Part10File],
-    ) -> list[NegotiatedContext]:
-        listener = self.listener
+        *,
+        originator: str,
+        message_id: int,
+    ) -> None:
+        self._request_contexts = storage_contexts_for(headers)[:MAX_PRESENTATION_CONTEXTS]
+        self._listener = listener
+        self._destination = destination
+        self._address = address
+        self._originator = originator
+        self._message_id = message_id
+        self._net: DicomNet | None = None
+        self._contexts: list[NegotiatedContext] = []
+        self._unreachable: DicomException | None = None
+
+    def open(self) -> None:
+        """Associate with the destination; raises ``DicomException`` when it cannot."""
+        listener = self._listener
         request = build_request(
             listener.ae_title,
-            destination,
+            self._destination,
             listener.policy.max_length,
-            storage_contexts_for(headers)[:MAX_PRESENTATION_CONTEXTS],
+            self._request_contexts,
         )
-        accepted = open_association(sub, address[0], address[1], request)
-        return [c for c in negotiated_contexts(request, accepted).values() if c.requestor_is_scu]
+        net = DicomNet(None, timeouts=listener.timeouts)
+        try:
+            accepted = open_association(net, self._address[0], self._address[1], request)
+        except DicomException:
+            net.Close()
+            raise
+        self._net = net
+        self._contexts = [
+            c for c in negotiated_contexts(request, accepted).values() if c.requestor_is_scu
+        ]
+
+    def store(self, part10: Part10File) -> int:
+        """One sub-operation's C-STORE on the sub-association; its response status."""
+        if self._unreachable is not None:
+            raise self._unreachable
+        if self._net is None:
+            try:
+                self.open()
+            except DicomException as exc:
+                self._unreachable = exc
+                raise
+        assert self._net is not None
+        try:
+            return send_instance(
+                self._net,
+                self._contexts,
+                part10,
+                move_originator=self._originator,
+                move_message_id=self._message_id,
+            ).status
+        except SendBroken:
+            log.warning("%s broke while being sent; going on on a new association", part10.path)
+            self._net.Close()
+            self._net = None
+            raise
+
+    def close(self) -> None:
+        """Release the sub-association (if one is open) and close it."""
+        net, self._net = self._net, None
+        if net is None:
+            return
+        try:
+            if net.IsAssociated():
+                release(net)
+        except DicomException as exc:
+            log.warning("releasing the C-MOVE sub-association: %s", exc)
+        finally:
+            net.Close()
 
 
-def _store_status(
-    net: DicomNet,
-    contexts: Sequence[NegotiatedContext],
-    move_originator: str,
-    move_message_id: int,
-    part10: Part10File,
+def _get_store_status(
+    net: DicomNet, contexts: Sequence[NegotiatedContext], part10: Part10File
 ) -> int:
-    response = send_instance(
-        net,
-        contexts,
-        part10,
-        move_originator=move_originator,
-        move_message_id=move_message_id,
-    )
-    return response.status
+    """A C-GET sub-operation on the requestor's own association."""
+    if pick_context(contexts, part10.sop_class_uid, part10.transfer_syntax) is None:
+        raise DicomException(
+            DicomExceptionCode.Parameter,
+            f"no SCP role context for {part10.sop_class_uid}",
+        )
+    return send_instance(net, contexts, part10).status
 
 
 def _respond_unable(respond: RetrieveResponder, error: Exception) -> None:
     respond(CANNOT_UNDERSTAND, -1, 0, 0, 0, None, **error_comment(error))
-
-
-def _end_sub_association(sub: DicomNet) -> None:
-    try:
-        if sub.IsAssociated():
-            release(sub)
-    except DicomException as exc:
-        log.warning("releasing the C-MOVE sub-association: %s", exc)
-    finally:
-        sub.Close()
 
 
 class QueryRetrieveServer(AcceptingServer):
