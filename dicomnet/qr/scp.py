@@ -37,7 +37,7 @@ from ..errors import DicomException, DicomExceptionCode
 from ..net import DicomNet
 from ..scu import build_request, open_association, release
 from ..server import VERIFICATION_ONLY, AcceptedConnection, AcceptingServer
-from ..sopclasses import STORAGE_SOP_CLASSES
+from ..sopclasses import QUERY_RETRIEVE_FIND, STORAGE_SOP_CLASSES
 from ..storage import (
     SendBroken,
     pick_context,
@@ -59,6 +59,43 @@ QUERY_RETRIEVE_SUPPORTED: Mapping[str, Sequence[str]] = {
     **dict.fromkeys(LEVELS_OF_MODEL, UNCOMPRESSED_TRANSFER_SYNTAXES),
 }
 """``supported`` for a Q/R SCP: the Patient and Study Root models, plus Verification."""
+
+
+# SOP class extended negotiation, byte by byte what this SCP offers: for C-FIND
+# (PS3.4 C.5.1.1) relational queries and combined date-time matching, not fuzzy semantic
+# matching of person names, timezone adjustment or multi-frame conversion; for C-MOVE and
+# C-GET (C.5.2.1, C.5.3.1) relational retrieval, not multi-frame conversion.
+_FIND_OFFER = (1, 1)
+_RETRIEVE_OFFER = (1,)
+
+
+def answer_extended_negotiation(sop_class: str, proposed: bytes) -> bytes | None:
+    """The reply to a Q/R SCU's SOP class extended negotiation: each proposed byte, 1
+    where the SCU asked (1) and this SCP offers it, else 0; None (no reply) for other
+    SOP classes."""
+    if sop_class not in LEVELS_OF_MODEL:
+        return None
+    offer = _FIND_OFFER if sop_class in QUERY_RETRIEVE_FIND else _RETRIEVE_OFFER
+    return bytes(
+        int(position < len(offer) and offer[position] == 1 and value == 1)
+        for position, value in enumerate(proposed)
+    )
+
+
+@dataclass(frozen=True)
+class NegotiatedQuery:
+    """What SOP class extended negotiation agreed on for one context (PS3.4 C.5):
+    relational queries (or retrieval) instead of hierarchical ones, and combined
+    date-time matching of date and time keys (C.2.2.2.5)."""
+
+    relational: bool = False
+    combined_datetime: bool = False
+
+    @classmethod
+    def of(cls, reply: bytes | None) -> NegotiatedQuery:
+        """Read from the accept's extended negotiation reply (None: none was sent)."""
+        data = reply or b""
+        return cls(data[:1] == b"\x01", data[1:2] == b"\x01")
 
 
 class RetrieveResponder(Protocol):
@@ -407,6 +444,13 @@ class QueryRetrieveConnection(AcceptedConnection):
         finally:
             sub.close()
 
+    def negotiated_query(self, presentation_id: int) -> NegotiatedQuery:
+        """The extended negotiation agreed on the context of a request."""
+        accept = self.Association
+        if accept is None:
+            return NegotiatedQuery()
+        return NegotiatedQuery.of(accept.GetExtendedData(presentation_id))
+
     def _negotiated(self) -> list[NegotiatedContext]:
         request, accept = self.association_request, self.Association
         if request is None or accept is None:
@@ -566,3 +610,4 @@ class QueryRetrieveServer(AcceptingServer):
         )
         self.index = index
         self.destinations = dict(destinations or {})
+        self.policy.extended_negotiation = answer_extended_negotiation

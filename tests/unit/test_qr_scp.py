@@ -13,6 +13,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from dicomnet import DicomCommandStatusType, DicomException, DicomExceptionCode, Part10File
 from dicomnet.qr import BackgroundRequests, SubOperations, failed_instances, run_suboperations
+from dicomnet.qr.scp import NegotiatedQuery, answer_extended_negotiation
+from dicomnet.sopclasses import STUDY_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE
 
 Status = DicomCommandStatusType
 
@@ -144,3 +146,52 @@ def test_unreadable_files_count_as_failed_from_the_start(unreadable: int) -> Non
     responses = Responses()
     run_suboperations([part10(0)], lambda _: Status.Success, responses, lambda: False, unreadable)
     assert responses.sent[-1][1] == (-1, 1, unreadable, 0)
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "proposed", "reply"),
+    [
+        (STUDY_ROOT_FIND, b"\x01", b"\x01"),  # relational queries
+        (STUDY_ROOT_FIND, b"\x01\x01", b"\x01\x01"),  # and combined date-time matching
+        (STUDY_ROOT_FIND, b"\x00\x01\x01\x01", b"\x00\x01\x00\x00"),  # no fuzzy, no timezone
+        (STUDY_ROOT_MOVE, b"\x01\x01", b"\x01\x00"),  # relational retrieval, no conversion
+        (STUDY_ROOT_GET, b"\x02", b"\x00"),  # not a defined value
+    ],
+)
+def test_extended_negotiation_accepts_what_is_offered_where_asked(
+    sop_class: str, proposed: bytes, reply: bytes
+) -> None:
+    assert answer_extended_negotiation(sop_class, proposed) == reply
+
+
+def test_extended_negotiation_ignores_other_sop_classes() -> None:
+    assert answer_extended_negotiation(CTImageStorage, b"\x01") is None
+
+
+@pytest.mark.parametrize(
+    ("reply", "relational", "combined"),
+    [(None, False, False), (b"", False, False), (b"\x01", True, False), (b"\x00\x01", False, True)],
+)
+def test_the_negotiated_query_is_read_from_the_reply(
+    reply: bytes | None, relational: bool, combined: bool
+) -> None:
+    assert NegotiatedQuery.of(reply) == NegotiatedQuery(relational, combined)
+
+
+def test_the_final_response_says_why_a_sub_operation_could_not_be_sent() -> None:
+    comments: list[dict[str, Any]] = []
+
+    def respond(status: int, *counts: Any, **extra: Any) -> None:
+        comments.append(extra)
+
+    def store(file: Part10File) -> int:
+        if file.sop_instance_uid == "1.2.1":
+            raise DicomException(DicomExceptionCode.Parameter, "no SCP role context for CT")
+        return Status.Success
+
+    run_suboperations([part10(n) for n in range(3)], store, respond, lambda: False)
+    assert comments[:-1] == [{}, {}]  # pending responses carry no comment
+    assert comments[-1] == {"ErrorComment": "no SCP role context for CT"}
+    comments.clear()
+    run_suboperations([part10(0)], lambda _: Status.Success, respond, lambda: False)
+    assert comments == [{}]
