@@ -5,11 +5,12 @@ C-MOVE, and an SCP answering C-FIND, C-GET and C-MOVE with sub-operations and C-
 
 from __future__ import annotations
 
-from .index import IndexedInstance, MemoryIndex, QueryIndex
+from .index import DEFAULT_OPTIONS, IndexedInstance, MemoryIndex, QueryIndex, QueryOptions
 from .keys import InvalidKey, QueryKey, build_identifier, format_identifier, parse_key
 from .matching import (
     RANGE_VRS,
     WILDCARD_VRS,
+    InvalidQuery,
     Lookup,
     element_matches,
     identifier_matches,
@@ -38,6 +39,7 @@ from .scp import (
 )
 
 __all__ = [
+    "DEFAULT_OPTIONS",
     "IDENTIFIER_DOES_NOT_MATCH",
     "LEVELS_OF_MODEL",
     "PATIENT_ROOT_LEVELS",
@@ -50,10 +52,12 @@ __all__ = [
     "BackgroundRequests",
     "IndexedInstance",
     "InvalidKey",
+    "InvalidQuery",
     "Lookup",
     "MemoryIndex",
     "QueryIndex",
     "QueryKey",
+    "QueryOptions",
     "QueryRetrieveConnection",
     "QueryRetrieveServer",
     "RetrieveResponder",

@@ -1,9 +1,9 @@
 """The archive index a query/retrieve SCP answers from (PS3.4 C.4.1-C.4.3, C.6).
 
 ``QueryIndex`` is what an SCP needs from an index: add an instance, find the records of
-a level that match an identifier, and list the files of a retrieve. ``MemoryIndex``
-implements it over instance headers held in memory; a database implements the same
-three methods (a table per level, or one of instances, queried with the keys).
+a level that match an identifier, and list the files of a retrieve, each query with the
+``QueryOptions`` the association negotiated. ``MemoryIndex`` implements it over instance
+headers held in memory; ``dicomnet.archive`` implements it over SQLite and PostgreSQL.
 
 Both read files (``add``, and ``MemoryIndex`` reads large header values lazily while
 matching): call them from the application's threads or through
@@ -24,8 +24,14 @@ from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag, Tag
 
-from .matching import Lookup, identifier_matches, overlay
-from .models import UNIQUE_KEY_OF_LEVEL
+from .matching import (
+    CombinedRange,
+    Lookup,
+    identifier_matches,
+    overlay,
+    split_combined,
+)
+from .models import UNIQUE_KEY_OF_LEVEL, check_hierarchical, levels_above
 
 _QUERY_RETRIEVE_LEVEL = Tag("QueryRetrieveLevel")
 _SPECIFIC_CHARACTER_SET = Tag("SpecificCharacterSet")
@@ -48,24 +54,60 @@ _COMPUTED = {
 }
 
 
+@dataclass(frozen=True)
+class QueryOptions:
+    """How a query is answered, from the request and the association's extended
+    negotiation (PS3.4 C.5.1.1, C.5.2.1, C.5.3.1).
+
+    ``model``: the C-FIND/C-GET/C-MOVE SOP class UID; when given, the level must be one
+    of its levels and a hierarchical query must hold one value for the unique key of
+    each level above (PS3.4 C.4.1.2.1); "" checks neither. ``relational``: relational
+    queries were negotiated, so the unique keys above are not required and keys of
+    lower levels match too (a record matches when something under it matches).
+    ``combined_datetime``: a date key and its time key (StudyDate and StudyTime...) are
+    matched as one date-time range (PS3.4 C.2.2.2.5.1) instead of separately.
+    """
+
+    model: str = ""
+    relational: bool = False
+    combined_datetime: bool = False
+
+    def check(self, level: str, identifier: Dataset) -> None:
+        """Raise ``InvalidQuery`` (A900) when the query does not fit the model."""
+        if self.model:
+            levels_above(self.model, level)  # the level itself is checked in any case
+            if not self.relational:
+                check_hierarchical(self.model, level, identifier)
+
+
+DEFAULT_OPTIONS = QueryOptions()
+"""Hierarchical matching without a model check, dates and times matched separately."""
+
+
 class QueryIndex(Protocol):
     """What a query/retrieve SCP needs from an archive index.
 
     ``level`` is one of "PATIENT", "STUDY", "SERIES", "IMAGE" (see ``query_level``);
-    ``identifier`` is the request's identifier, QueryRetrieveLevel included.
+    ``identifier`` is the request's identifier, QueryRetrieveLevel included. An
+    identifier that cannot be answered raises ``InvalidQuery``, whose ``status`` and
+    message an SCP answers with.
     """
 
     def add(self, path: str | os.PathLike[str]) -> None:
         """Index (or re-index) the Part-10 file ``path``; raises when it cannot be read."""
         ...
 
-    def find(self, level: str, identifier: Dataset) -> Iterator[Dataset]:
+    def find(
+        self, level: str, identifier: Dataset, *, options: QueryOptions = DEFAULT_OPTIONS
+    ) -> Iterator[Dataset]:
         """The C-FIND response identifiers of the records of ``level`` that match: the
         identifier's keys with the record's values, QueryRetrieveLevel and, when the
         record has one, SpecificCharacterSet."""
         ...
 
-    def files(self, level: str, identifier: Dataset) -> list[str]:
+    def files(
+        self, level: str, identifier: Dataset, *, options: QueryOptions = DEFAULT_OPTIONS
+    ) -> list[str]:
         """The Part-10 files of every instance under the matching records of ``level``."""
         ...
 
@@ -81,7 +123,9 @@ class IndexedInstance:
 class MemoryIndex:
     """Instance headers in memory. A record of a level is the set of instances sharing
     that level's unique key; it matches when one of its instances (with the attributes
-    computed over the record) matches every key. Safe to use from several threads."""
+    computed over the record) matches every key, whatever its level: matching is always
+    relational, and any attribute of the headers can be a key. Safe to use from several
+    threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -115,16 +159,22 @@ class MemoryIndex:
         with self._lock:
             self._instances[instance_uid] = IndexedInstance(os.fspath(path), header)
 
-    def find(self, level: str, identifier: Dataset) -> Iterator[Dataset]:
+    def find(
+        self, level: str, identifier: Dataset, *, options: QueryOptions = DEFAULT_OPTIONS
+    ) -> Iterator[Dataset]:
+        options.check(level, identifier)
         keys = _matching_keys(identifier)
-        for _, record in self._matching_records(level, keys):
+        for _, record in self._matching_records(level, keys, options):
             yield _response(level, keys, record)
 
-    def files(self, level: str, identifier: Dataset) -> list[str]:
+    def files(
+        self, level: str, identifier: Dataset, *, options: QueryOptions = DEFAULT_OPTIONS
+    ) -> list[str]:
+        options.check(level, identifier)
         keys = _matching_keys(identifier)
         return [
             instance.path
-            for members, _ in self._matching_records(level, keys)
+            for members, _ in self._matching_records(level, keys, options)
             for instance in members
         ]
 
@@ -138,14 +188,17 @@ class MemoryIndex:
         yield from records.values()
 
     def _matching_records(
-        self, level: str, keys: list[DataElement]
+        self, level: str, keys: list[DataElement], options: QueryOptions
     ) -> Iterator[tuple[list[IndexedInstance], Lookup]]:
         wanted = {key.tag for key in keys}
+        ranges: list[CombinedRange] = []
+        if options.combined_datetime:
+            keys, ranges = split_combined(keys)
         for members in self._records(level):
             computed = _computed(level, members, wanted)
             for instance in members:
                 lookup = overlay(computed, instance.header)
-                if identifier_matches(lookup, keys):
+                if identifier_matches(lookup, keys) and all(r.matches(lookup) for r in ranges):
                     yield members, lookup
                     break
 

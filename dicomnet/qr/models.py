@@ -14,6 +14,7 @@ from ..sopclasses import (
     STUDY_ROOT_MOVE,
 )
 from ..uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE
+from .matching import InvalidQuery
 
 PATIENT_ROOT_LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 STUDY_ROOT_LEVELS = ("STUDY", "SERIES", "IMAGE")
@@ -48,3 +49,29 @@ def query_level(model: str, identifier: Dataset) -> str:
     if level not in levels:
         raise ValueError(f"Query/Retrieve Level {level!r} is not one of {'/'.join(levels)}")
     return level
+
+
+def levels_above(model: str, level: str) -> tuple[str, ...]:
+    """The levels of ``model`` above ``level``; raises ``InvalidQuery`` (A900) when the
+    model is not a query/retrieve model or does not have the level."""
+    levels = LEVELS_OF_MODEL.get(model)
+    if levels is None:
+        raise InvalidQuery(f"{model} is not a Patient or Study Root query/retrieve model")
+    if level not in levels:
+        raise InvalidQuery(f"Query/Retrieve Level {level!r} is not one of {'/'.join(levels)}")
+    return levels[: levels.index(level)]
+
+
+def check_hierarchical(model: str, level: str, identifier: Dataset) -> None:
+    """A hierarchical query's rule (PS3.4 C.4.1.2.1, C.4.2.2.1): the identifier holds one
+    value (no wildcard, no list) for the unique key of each level of ``model`` above
+    ``level``. Raises ``InvalidQuery`` (A900) saying which key is missing."""
+    for above in levels_above(model, level):
+        keyword = UNIQUE_KEY_OF_LEVEL[above]
+        element = identifier.get(keyword)
+        value = "" if element is None or element.is_empty else element.value
+        if not isinstance(value, str) or not value.strip() or "*" in value or "?" in value:
+            raise InvalidQuery(
+                f"a hierarchical {level} query needs one {keyword} value (the unique key "
+                f"of the {above} level), got {value!r}"
+            )
