@@ -30,6 +30,7 @@ from typing import TypeVar
 from . import uids
 from .enums import DicomAssociateAcceptResultType, DicomRoleSupport
 from .errors import DicomException, DicomExceptionCode, PDUError
+from .identity import UserIdentity
 from .pdu import (
     AssociateAC,
     AssociateRQ,
@@ -241,6 +242,7 @@ class DicomAssociate:
         self._contexts: list[_Context] = []
         self._common_extended: list[SOPClassCommonExtendedNegotiation] = []
         self._user_identity: UserIdentityRQ | None = None
+        self._identity_response_required = False
         self._user_identity_response: bytes | None = None
         self._raw_user_information: list[UnknownSubItem] = []
         self._answered_request: DicomAssociate | None = answered
@@ -461,6 +463,87 @@ class DicomAssociate:
             identity_type, bool(positive_response_requested), _utf8(primary), _utf8(secondary)
         )
 
+    def set_username(
+        self,
+        username: str,
+        passcode: str | bytes | None = None,
+        *,
+        positive_response_requested: bool = False,
+        require_positive_response: bool = False,
+    ) -> None:
+        """Propose a username (type 1), or a username and passcode (type 2).
+
+        ``require_positive_response`` asks for a positive response and, when the accept
+        carries none, aborts the association: ``wait_associated`` raises
+        ``UserIdentityNotConfirmed``. The same two flags work alike in
+        ``set_kerberos_ticket``, ``set_saml_assertion`` and ``set_jwt``.
+        """
+        identity = (
+            UserIdentity.username(username)
+            if passcode is None
+            else UserIdentity.username_and_passcode(username, passcode)
+        )
+        self.propose_user_identity(identity, positive_response_requested, require_positive_response)
+
+    def set_kerberos_ticket(
+        self,
+        ticket: bytes,
+        *,
+        positive_response_requested: bool = False,
+        require_positive_response: bool = False,
+    ) -> None:
+        """Propose a Kerberos service ticket (type 3); the response is the server ticket."""
+        self.propose_user_identity(
+            UserIdentity.kerberos(ticket), positive_response_requested, require_positive_response
+        )
+
+    def set_saml_assertion(
+        self,
+        assertion: bytes | str,
+        *,
+        positive_response_requested: bool = False,
+        require_positive_response: bool = False,
+    ) -> None:
+        """Propose a SAML assertion (type 4); the response is the SAML response."""
+        self.propose_user_identity(
+            UserIdentity.saml(assertion), positive_response_requested, require_positive_response
+        )
+
+    def set_jwt(
+        self,
+        token: bytes | str,
+        *,
+        positive_response_requested: bool = False,
+        require_positive_response: bool = False,
+    ) -> None:
+        """Propose a JSON Web Token (type 5)."""
+        self.propose_user_identity(
+            UserIdentity.jwt(token), positive_response_requested, require_positive_response
+        )
+
+    def propose_user_identity(
+        self,
+        identity: UserIdentity,
+        positive_response_requested: bool = False,
+        require_positive_response: bool = False,
+    ) -> None:
+        """Propose ``identity``; a required positive response is also requested."""
+        wanted = positive_response_requested or require_positive_response
+        self.user_identity = replace(identity, positive_response_requested=wanted).to_item()
+        self._identity_response_required = bool(require_positive_response)
+
+    @property
+    def requested_identity(self) -> UserIdentity | None:
+        """The proposed user identity in its typed form (passcodes hidden from ``repr``)."""
+        item = self._user_identity
+        return None if item is None else UserIdentity.from_item(item)
+
+    @property
+    def require_user_identity_response(self) -> bool:
+        """The requestor aborts an accept without a user identity response (local
+        policy, not sent: the request only carries "positive response requested")."""
+        return self._identity_response_required and self._user_identity is not None
+
     @property
     def user_identity(self) -> UserIdentityRQ | None:
         return self._user_identity
@@ -470,6 +553,7 @@ class DicomAssociate:
         if identity is not None and not self._request:
             raise _parameter_error("a user identity is proposed in the request only")
         self._user_identity = None if identity is None else _checked_user_identity(identity)
+        self._identity_response_required = False
 
     @property
     def user_identity_response(self) -> bytes | None:

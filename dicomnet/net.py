@@ -537,7 +537,8 @@ class DicomNet(DimseServices):
             raise AssociationRejected(rj.result, rj.source, rj.reason, description)
         association = self.Association
         if not self.IsAssociated() or association is None:
-            raise outcome.aborted_error("association")
+            session = self._session  # its failure says more than "aborted" where it has one
+            raise (session.failure if session else None) or outcome.aborted_error("association")
         return association
 
     def wait_response(self, message_id: int, timeout: float | None = None) -> Response:

@@ -4,7 +4,11 @@
 (or the subclass named by ``connection_type``), which answers the A-ASSOCIATE-RQ by the
 server's ``AcceptPolicy``: it rejects a wrong called AE title (when asked to check it)
 and a request none of whose presentation contexts is acceptable, and otherwise accepts
-what the policy supports. It also answers C-ECHO (PS3.4 annex A) and A-RELEASE, so a
+what the policy supports. Before that, when configured, it applies the server's
+``AccessControl`` (calling AE titles, peer addresses, the most simultaneous
+associations: ``dicomnet.access``) and its ``IdentityPolicy`` (user identity, PS3.7
+D.3.3.7: ``dicomnet.identity``), asking ``OnReceiveUserIdentity`` (or its signal) first.
+It also answers C-ECHO (PS3.4 annex A) and A-RELEASE, so a
 Verification SCP is the class itself and other SCPs subclass it, adding their services::
 
     class Store(AcceptedConnection):
@@ -22,6 +26,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping, Sequence
 
+from . import signals
+from .access import AccessControl, AssociationSlots, Refusal
 from .associate import DEFAULT_MAX_LENGTH, AcceptPolicy, DicomAssociate, build_accept
 from .enums import (
     DicomAssociateAcceptResultType,
@@ -31,6 +37,7 @@ from .enums import (
     DicomCommandStatusType,
 )
 from .errors import DicomExceptionCode
+from .identity import IDENTITY_REJECT, IdentityDecision, IdentityPolicy, UserIdentity, response_for
 from .net import DicomNet
 from .sopclasses import STORAGE_SOP_CLASSES
 from .timeouts import Timeouts
@@ -79,6 +86,19 @@ class AcceptedConnection(DicomNet):
                 DicomAssociateRejectReasonType.Called,
             )
             return
+        refusal = listener.access_control.refusal(association.Calling, self.PeerAddress)
+        if refusal is not None:
+            self._refuse(association, refusal)
+            return
+        identity = association.requested_identity
+        decision = self._identity_decision(association, identity)
+        if decision is not None and not decision.accepted:
+            who = identity.describe() if identity is not None else "none"
+            self._refuse(
+                association,
+                Refusal(*IDENTITY_REJECT, f"user identity {who} refused: {decision.reason}"),
+            )
+            return
         accept = build_accept(association, listener.policy)
         if not any(
             accept.GetResult(accept.GetPresentationContextID(i))
@@ -95,7 +115,50 @@ class AcceptedConnection(DicomNet):
                 DicomAssociateRejectReasonType.Unknown,
             )
             return
+        refusal = listener.slots.take(self, listener.access_control.max_associations)
+        if refusal is not None:
+            self._refuse(association, refusal)
+            return
+        if identity is not None and decision is not None:
+            accept.user_identity_response = response_for(identity, decision)
+            log.info("user identity %s accepted", identity.describe())
         self.SendAssociateAccept(accept)
+
+    def OnReceiveUserIdentity(
+        self, association: DicomAssociate, identity: UserIdentity
+    ) -> IdentityDecision | None:
+        """Decide on the user identity ``association`` proposes: an ``IdentityDecision``,
+        or None to leave it to the server's ``IdentityPolicy``. The default asks the
+        signal's receivers; the first that returns a decision decides."""
+        signal = signals.signal_for("OnReceiveUserIdentity")
+        if not signal.receivers:
+            return None
+        for _receiver, decision in signal.send(self, association=association, identity=identity):
+            if isinstance(decision, IdentityDecision):
+                return decision
+        return None
+
+    def OnClose(self, error: DicomExceptionCode, net: DicomNet) -> None:
+        self.listener.slots.free(self)
+        super().OnClose(error, net)
+
+    def _identity_decision(
+        self, association: DicomAssociate, identity: UserIdentity | None
+    ) -> IdentityDecision | None:
+        if identity is not None:
+            decision = self.OnReceiveUserIdentity(association, identity)
+            if decision is not None:
+                return decision
+        return self.listener.identity.decide(identity, association)
+
+    def _refuse(self, association: DicomAssociate, refusal: Refusal) -> None:
+        log.warning(
+            "rejecting association from %r at %s: %s",
+            association.Calling.strip(),
+            self.PeerAddress,
+            refusal.description,
+        )
+        self.SendAssociateReject(refusal.result, refusal.source, refusal.reason)
 
     def OnReceiveCEchoRequest(
         self, presentation_id: int, message_id: int, affected_class: str
@@ -115,6 +178,9 @@ class AcceptingServer(DicomNet):
     preference; ``accept_any_transfer_syntax_for`` and ``requestor_scp_role`` are passed
     to the ``AcceptPolicy`` (kept as ``policy``, which a subclass may replace).
     ``check_called_aet`` rejects requests whose called AE title is not ``ae_title``.
+    ``access_control`` (off by default) limits who may associate and how many at once;
+    ``slots`` counts the live associations. ``identity`` says how user identities are
+    checked (by default they are not: no response is sent, none is required).
     Connections spool received data into ``temp_path``.
     """
 
@@ -131,10 +197,15 @@ class AcceptingServer(DicomNet):
         temp_path: str | None = None,
         accept_any_transfer_syntax_for: Collection[str] = (),
         requestor_scp_role: Collection[str] = (),
+        access_control: AccessControl | None = None,
+        identity: IdentityPolicy | None = None,
     ) -> None:
         super().__init__(temp_path, timeouts=timeouts or Timeouts(idle=SCP_IDLE_TIMEOUT))
         self.ae_title = ae_title
         self.check_called_aet = check_called_aet
+        self.access_control = access_control or AccessControl()
+        self.identity = identity or IdentityPolicy()
+        self.slots = AssociationSlots()
         self.policy = AcceptPolicy(
             supported=dict(supported),
             max_length=max_pdu,
@@ -144,3 +215,9 @@ class AcceptingServer(DicomNet):
 
     def OnAccept(self, error: DicomExceptionCode) -> None:
         self.Accept(self.connection_type(self))
+
+    def OnClose(self, error: DicomExceptionCode, net: DicomNet) -> None:
+        # The child frees its slot in its own OnClose; this covers a child class that
+        # overrides OnClose without calling super().
+        self.slots.free(net)
+        super().OnClose(error, net)

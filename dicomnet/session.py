@@ -16,7 +16,9 @@ keeps:
   role not negotiated, data set not kept or not readable, no handler, a failing handler);
 * where received data sets go (a Part-10 spool file for C-STORE, memory otherwise);
 * the DIMSE timeout (``Timeouts.dimse``: silence while a request of ours is outstanding
-  aborts the association) and per-request response deadlines for waiting callers.
+  aborts the association) and per-request response deadlines for waiting callers;
+* a requestor's required user identity response (PS3.7 D.3.3.7): an accept without one
+  is aborted, and ``failure`` says why.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from .enums import (
 )
 from .errors import DicomException, DicomExceptionCode, DIMSEError
 from .fsm import State
+from .identity import UserIdentityNotConfirmed
 from .operations import OutstandingOperations
 from .pdu import AssociateRJ
 from .response import Response
@@ -185,6 +188,10 @@ class DimseSession:
         self._last_activity = 0.0
         self._watches: dict[int, _Watch] = {}
         self._dimse_timed_out = False
+        self._identity_response_required = False
+        # Why the association failed on this side before it began, when a plain
+        # abort does not say enough (``UserIdentityNotConfirmed``).
+        self.failure: DicomException | None = None
 
     # -- state -----------------------------------------------------------------------
 
@@ -308,6 +315,7 @@ class DimseSession:
         self.engine.send_associate_rq(pdu, now)
         self.association = request
         self._proposal = DicomAssociate.from_pdu(pdu)
+        self._identity_response_required = request.require_user_identity_response
         self.operations = OutstandingOperations()
 
     def send_associate_ac(self, accept: DicomAssociate, now: float) -> None:
@@ -439,9 +447,28 @@ class DimseSession:
         except DicomException as exc:
             self._abort_for(f"unusable A-ASSOCIATE-AC: {exc.message}", now)
             return
+        if self._identity_response_required and self.association.user_identity_response is None:
+            self._identity_not_confirmed(now)
+            return
         window = _window(self.association, is_requestor=True)
         self.operations.max_invoked, self.operations.max_performed = window
         self._events.append(AssociationAccepted(self.association))
+
+    def _identity_not_confirmed(self, now: float) -> None:
+        """PS3.7 D.3.3.7: a requestor that needs the acceptor's confirmation of its
+        identity decides itself not to proceed without one: A-ABORT (service-user)."""
+        description = (
+            "the acceptor did not confirm the user identity (no User Identity sub-item "
+            "in the A-ASSOCIATE-AC) and a positive response was required"
+        )
+        log.error("%s: %s; aborting", self.engine.name, description)
+        self.failure = UserIdentityNotConfirmed(
+            f"association failed: {description}",
+            DicomAbortSourceType.User,
+            DicomAbortReasonType.Unknown,
+        )
+        self._events.append(ev.ProviderAborted(DicomAbortReasonType.Unknown, description))
+        self.engine.send_abort(DicomAbortSourceType.User, DicomAbortReasonType.Unknown, now)
 
     def _on_closed(self, event: ev.TransportClosed, now: float) -> None:
         self._watches.clear()

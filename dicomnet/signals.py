@@ -46,7 +46,12 @@ _LINK_CALLBACKS = (
 CALLBACK_NAMES: tuple[str, ...] = (*_LINK_CALLBACKS, *(s.callback for s in MESSAGES.values()))
 """Every ``DicomNet`` callback, hence every signal."""
 
-_SIGNALS: dict[str, Signal] = {name: namespace.signal(name) for name in CALLBACK_NAMES}
+SERVER_CALLBACK_NAMES: tuple[str, ...] = ("OnReceiveUserIdentity",)
+"""Callbacks of ``dicomnet.server.AcceptedConnection`` beyond ``DicomNet``'s, with signals."""
+
+_SIGNALS: dict[str, Signal] = {
+    name: namespace.signal(name) for name in (*CALLBACK_NAMES, *SERVER_CALLBACK_NAMES)
+}
 
 
 def signal_for(callback_name: str) -> Signal:
