@@ -37,6 +37,7 @@ from pydicom.uid import (
     SecondaryCaptureImageStorage,
     generate_uid,
 )
+from rawpdu import RawPdu, recv_pdu
 
 from dicomnet import (
     DicomAssociate,
@@ -549,18 +550,10 @@ def send_store_command(sock: socket.socket, data_set_type: int) -> None:
     sock.sendall(pdata_header(1, CONTROL_COMMAND | CONTROL_LAST, len(command)) + command)
 
 
-def read_pdu(sock: socket.socket) -> tuple[int, bytes]:
-    pdu_type, length = struct.unpack(">BxL", recv_exactly(sock, 6))
-    return pdu_type, recv_exactly(sock, length)
-
-
-def recv_exactly(sock: socket.socket, count: int) -> bytes:
-    data = bytearray()
-    while len(data) < count:
-        chunk = sock.recv(count - len(data))
-        assert chunk, "peer closed the connection"
-        data += chunk
-    return bytes(data)
+def read_pdu(sock: socket.socket) -> RawPdu:
+    received = recv_pdu(sock)
+    assert received is not None, "peer closed the connection"
+    return received
 
 
 def test_storescp_sample_refuses_a_store_without_data_set(

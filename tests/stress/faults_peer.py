@@ -21,6 +21,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rawpdu import (
+    ASSOCIATE_AC,
+    ASSOCIATE_RQ,
+    P_DATA_TF,
+    RELEASE_RP,
+    RELEASE_RQ,
+    pdata,
+    pdu,
+    recv_pdu,
+)
+
 from dicomnet.dimse.commands import decode_command_set, encode_command_set
 from dicomnet.pdu import (
     CONTROL_COMMAND,
@@ -34,15 +45,11 @@ from dicomnet.pdu import (
     decode_pdu,
     encode_pdu,
     iter_pdvs,
-    pdata_header,
 )
 from dicomnet.uids import EXPLICIT_VR_LE, IMPLEMENTATION_CLASS_UID
 
 LOOPBACK = "127.0.0.1"
 WAIT = 15.0
-HEADER = struct.Struct(">BxL")
-ASSOCIATE_RQ, ASSOCIATE_AC, ASSOCIATE_RJ, P_DATA_TF = 0x01, 0x02, 0x03, 0x04
-RELEASE_RQ, RELEASE_RP, A_ABORT = 0x05, 0x06, 0x07
 C_STORE_RQ, C_STORE_RSP, C_ECHO_RQ, C_FIND_RQ = 0x0001, 0x8001, 0x0030, 0x0020
 NO_DATA_SET, DATA_SET_PRESENT = 0x0101, 0x0000
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -53,35 +60,6 @@ def reset(sock: socket.socket) -> None:
     """Close with an RST instead of a FIN, as a crashed peer's kernel would."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
-
-
-def read_exactly(sock: socket.socket, size: int) -> bytes | None:
-    data = bytearray()
-    while len(data) < size:
-        try:
-            chunk = sock.recv(size - len(data))
-        except ConnectionResetError:
-            return None
-        if not chunk:
-            return None
-        data += chunk
-    return bytes(data)
-
-
-def read_pdu(sock: socket.socket) -> tuple[int, bytes] | None:
-    """(type, whole PDU with its header), or None when the peer closed."""
-    header = read_exactly(sock, HEADER.size)
-    if header is None:
-        return None
-    pdu_type, length = HEADER.unpack(header)
-    body = read_exactly(sock, length)
-    if body is None:
-        return None
-    return pdu_type, header + body
-
-
-def pdata(context_id: int, control: int, fragment: bytes) -> bytes:
-    return pdata_header(context_id, control, len(fragment)) + fragment
 
 
 def command_pdata(context_id: int, fields: dict[str, object]) -> bytes:
@@ -154,11 +132,11 @@ class RawStoreScp:
                 sock.close()
 
     def _associate(self, sock: socket.socket) -> None:
-        rq_pdu = read_pdu(sock)
-        if rq_pdu is None or rq_pdu[0] != ASSOCIATE_RQ:
+        rq_pdu = recv_pdu(sock, may_break_off=True)
+        if rq_pdu is None or rq_pdu.type != ASSOCIATE_RQ:
             return
         self.associations += 1
-        rq = decode_pdu(rq_pdu[1])
+        rq = decode_pdu(rq_pdu.whole)
         assert isinstance(rq, AssociateRQ)
         if self.fault == "reject":
             sock.sendall(encode_pdu(AssociateRJ(1, 1, 1)))
@@ -183,17 +161,17 @@ class RawStoreScp:
         command_bytes = bytearray()
         command: dict[str, object] | None = None
         data = bytearray()
-        while (pdu := read_pdu(sock)) is not None:
-            pdu_type, raw = pdu
+        while (received := recv_pdu(sock, may_break_off=True)) is not None:
+            pdu_type, body = received
             if pdu_type == RELEASE_RQ:
                 if self.fault == "release":
                     self._reset(sock)
                     return
-                sock.sendall(HEADER.pack(RELEASE_RP, 4) + b"\0" * 4)
+                sock.sendall(pdu(RELEASE_RP, bytes(4)))
                 return
             if pdu_type != P_DATA_TF:
                 return  # A-ABORT, or anything this peer does not play
-            for context_id, control, fragment in iter_pdvs(memoryview(raw)[HEADER.size :]):
+            for context_id, control, fragment in iter_pdvs(memoryview(body)):
                 if control & CONTROL_COMMAND:
                     command_bytes += fragment
                     if control & CONTROL_LAST:
@@ -269,8 +247,8 @@ class RawScu:
 
     def associate(self, abstract_syntax: str = SECONDARY_CAPTURE) -> None:
         self.send_associate_request(abstract_syntax)
-        reply = read_pdu(self.sock)
-        assert reply is not None and reply[0] == ASSOCIATE_AC, reply
+        reply = recv_pdu(self.sock)
+        assert reply is not None and reply.type == ASSOCIATE_AC, reply
 
     def send_store_command(self, sop_instance: str, message_id: int = 1) -> None:
         fields: dict[str, object] = {
@@ -303,7 +281,7 @@ class RawScu:
         self.sock.sendall(pdata(1, CONTROL_LAST, identifier))
 
     def send_release_request(self) -> None:
-        self.sock.sendall(HEADER.pack(RELEASE_RQ, 4) + b"\0" * 4)
+        self.sock.sendall(pdu(RELEASE_RQ, bytes(4)))
 
     def reset(self) -> None:
         reset(self.sock)

@@ -28,17 +28,26 @@ import pytest
 # The interop helpers start and stop the sample server and run the sample SCU.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
 import peers  # noqa: E402
+from rawpdu import (  # noqa: E402
+    A_ABORT,
+    ASSOCIATE_AC,
+    ASSOCIATE_RQ,
+    HEADER,
+    P_DATA_TF,
+    RELEASE_RP,
+    RawPdu,
+    pdata,
+    pdu,
+    recv_pdu,
+)
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "pdus"
 LOOPBACK = "127.0.0.1"
 ARTIM = 1.0  # the server runs with "-to 1"
 WAIT = 10.0  # socket timeout: no read may hang longer
 
-ASSOCIATE_RQ, ASSOCIATE_AC, ASSOCIATE_RJ = 0x01, 0x02, 0x03
-P_DATA_TF, RELEASE_RQ, RELEASE_RP, A_ABORT = 0x04, 0x05, 0x06, 0x07
 SERVICE_USER, SERVICE_PROVIDER = 0, 2
 UNRECOGNIZED_PDU, UNEXPECTED_PDU, INVALID_PARAMETER_VALUE = 1, 2, 6
-HEADER = struct.Struct(">BxL")
 
 
 def recorded_requests() -> list[bytes]:
@@ -47,14 +56,6 @@ def recorded_requests() -> list[bytes]:
 
 
 ECHO_RQ_ASSOCIATE, ECHO_RQ_PDATA, ECHO_RELEASE_RQ = recorded_requests()
-
-
-def pdu(pdu_type: int, body: bytes) -> bytes:
-    return HEADER.pack(pdu_type, len(body)) + body
-
-
-def pdata(context_id: int, control: int, fragment: bytes) -> bytes:
-    return pdu(P_DATA_TF, struct.pack(">LBB", len(fragment) + 2, context_id, control) + fragment)
 
 
 class RawPeer:
@@ -72,28 +73,9 @@ class RawPeer:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def _read_exactly(self, size: int) -> bytes | None:
-        data = bytearray()
-        while len(data) < size:
-            try:
-                chunk = self.sock.recv(size - len(data))
-            except ConnectionResetError:
-                return None
-            if not chunk:
-                return None
-            data += chunk
-        return bytes(data)
-
-    def read_pdu(self) -> tuple[int, bytes] | None:
+    def read_pdu(self) -> RawPdu | None:
         """The next PDU the server sent, or None once it closed the connection."""
-        header = self._read_exactly(HEADER.size)
-        if header is None:
-            return None
-        pdu_type, length = HEADER.unpack(header)
-        assert length < 1 << 20, f"server sent a PDU header claiming {length} bytes"
-        body = self._read_exactly(length)
-        assert body is not None, "server closed the connection inside a PDU"
-        return pdu_type, body
+        return recv_pdu(self.sock, max_length=1 << 20)
 
     def read_until_closed(self) -> list[tuple[int, bytes]]:
         """Every PDU until the server closes (a socket timeout fails the test)."""

@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 from faults_health import TIMEOUTS, WAIT, InProcessHealth, ProcessHealth, settle
 from faults_ledger import Ledger, held_instances, held_raw, write_instance
-from faults_peer import P_DATA_TF, SECONDARY_CAPTURE, RawScu, RawStoreScp, read_pdu
+from faults_peer import SECONDARY_CAPTURE, RawScu, RawStoreScp
 from pydicom import Dataset
+from rawpdu import P_DATA_TF, recv_pdu
 
 from dicomnet import (
     DicomCommandPriorityType,
@@ -157,7 +158,9 @@ def test_scp_survives_a_peer_killed_inside_a_data_set(
 ) -> None:
     health, output = store_scp
     argv = [sys.executable, str(FAULTS_PEER), "half-store", str(health.port), str(1 << 20)]
-    peer = subprocess.Popen(argv, env=peers.sample_env(), stdout=subprocess.PIPE, text=True)
+    env = peers.sample_env()  # dicomnet, and the tests' own modules (rawpdu) for the peer
+    env["PYTHONPATH"] = os.pathsep.join([str(FAULTS_PEER.parents[1]), env["PYTHONPATH"]])
+    peer = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert peer.stdout is not None
         assert peer.stdout.readline().strip() == "sent half"
@@ -444,8 +447,8 @@ def test_find_worker_stops_when_its_peer_vanishes(tmp_path: Path) -> None:
         with RawScu(health.port, "QRSCP") as scu:
             scu.associate(STUDY_ROOT_FIND)
             scu.send_find(STUDY_ROOT_FIND, encode_dataset(identifier, EXPLICIT_VR_LE))
-            first = read_pdu(scu.sock)
-            assert first is not None and first[0] == P_DATA_TF  # the worker is answering
+            first = recv_pdu(scu.sock)
+            assert first is not None and first.type == P_DATA_TF  # the worker is answering
             scu.reset()
         settle(lambda: [] if "message 1 failed" in server.log() else ["the worker goes on"])
         assert f"{MANY_MATCHES} match(es)" not in server.log()  # it stopped, it did not finish

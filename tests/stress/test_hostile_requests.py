@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import socket
-import struct
 from collections.abc import Iterator
 
 import pytest
+from rawpdu import A_ABORT, ASSOCIATE_AC, ASSOCIATE_RJ, HEADER, P_DATA_TF, RawPdu, split_pdus
 
 from dicomnet import DicomNet, Timeouts
 from dicomnet.loop import VirtualClock
@@ -30,8 +30,6 @@ from dicomnet.sopclasses import STORAGE_SOP_CLASSES
 from dicomnet.uids import IMPLEMENTATION_CLASS_UID, IMPLICIT_VR_LE, VERIFICATION
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-HEADER = struct.Struct(">BxL")
-ASSOCIATE_AC, ASSOCIATE_RJ, P_DATA_TF, A_ABORT = 0x02, 0x03, 0x04, 0x07
 IDLE = 5.0
 
 
@@ -90,7 +88,8 @@ def exchange(port: int, data: bytes) -> tuple[socket.socket, list[tuple[int, byt
     return peer, read_pdus(peer)
 
 
-def read_pdus(peer: socket.socket) -> list[tuple[int, bytes]]:
+def read_pdus(peer: socket.socket) -> list[RawPdu]:
+    """The whole PDUs the non-blocking ``peer`` has received so far."""
     received = b""
     while True:
         try:
@@ -100,12 +99,7 @@ def read_pdus(peer: socket.socket) -> list[tuple[int, bytes]]:
         if not chunk:
             break
         received += chunk
-    pdus = []
-    while len(received) >= HEADER.size:
-        pdu_type, length = HEADER.unpack_from(received)
-        pdus.append((pdu_type, received[: HEADER.size + length]))
-        received = received[HEADER.size + length :]
-    return pdus
+    return split_pdus(received)
 
 
 def test_a_transfer_syntax_that_cannot_be_echoed_is_turned_down(port: int) -> None:
@@ -113,9 +107,9 @@ def test_a_transfer_syntax_that_cannot_be_echoed_is_turned_down(port: int) -> No
     data[data.index(b"1.2.840.10008.1.2.9") + 4] = 0xE9  # a non-ASCII byte in the UID
     peer, answers = exchange(port, bytes(data))
     with peer:
-        [(pdu_type, raw)] = answers
-        assert pdu_type == ASSOCIATE_AC
-        ac = decode_pdu(raw)
+        [answer] = answers
+        assert answer.type == ASSOCIATE_AC
+        ac = decode_pdu(answer.whole)
         results = {pc.context_id: pc.result for pc in ac.presentation_contexts}  # type: ignore[union-attr]
         assert results == {1: 0, 3: 4}  # the storage context: transfer syntaxes not supported
 
@@ -138,7 +132,7 @@ def test_a_request_the_scp_cannot_answer_is_rejected_at_once(
     peer, answers = exchange(port, bytes(data))
     with peer:
         assert [pdu_type for pdu_type, _ in answers] == [ASSOCIATE_RJ]
-        rj = decode_pdu(answers[0][1])
+        rj = decode_pdu(answers[0].whole)
         assert (rj.result, rj.source, rj.reason) == (1, 1, 1)  # type: ignore[union-attr]
     assert not [record for record in caplog.records if record.exc_info]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import resource
 import socket
-import struct
 import sys
 import threading
 import time
@@ -36,6 +35,7 @@ from load_peers import (
     write_instances,
 )
 from pydicom.uid import SecondaryCaptureImageStorage
+from rawpdu import A_ABORT, ASSOCIATE_AC, HEADER, P_DATA_TF, recv_pdu
 
 from dicomnet import (
     DicomCommandStatusType,
@@ -308,22 +308,6 @@ def test_idle_and_stalled_connections_do_not_stop_service_and_artim_closes_them(
 
 # -- peers dripping bytes ---------------------------------------------------------------
 
-A_ASSOCIATE_AC, P_DATA_TF, A_ABORT = 0x02, 0x04, 0x07
-PDU_HEADER = struct.Struct(">BxL")
-
-
-def read_pdu(sock: socket.socket, timeout: float) -> bytes:
-    """One whole PDU, header included."""
-    sock.settimeout(timeout)
-    data = b""
-    while (
-        len(data) < PDU_HEADER.size or len(data) < PDU_HEADER.size + PDU_HEADER.unpack_from(data)[1]
-    ):
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed after {data!r}"
-        data += chunk
-    return data
-
 
 def test_peers_dripping_a_byte_a_second_are_cut_off_without_stalling_others(
     tmp_path: Path,
@@ -341,11 +325,12 @@ def test_peers_dripping_a_byte_a_second_are_cut_off_without_stalling_others(
     # Associated: a P-DATA-TF a byte a second, never a whole PDU (the idle limit ends it).
     associated = socket.create_connection(("127.0.0.1", scp.port), timeout=10)
     associated.sendall(rq)
-    assert read_pdu(associated, 10.0)[0] == A_ASSOCIATE_AC
+    answer = recv_pdu(associated)
+    assert answer is not None and answer.type == ASSOCIATE_AC
     started[associated] = time.monotonic()
     drips = {
         unassociated: iter(rq),
-        associated: iter(PDU_HEADER.pack(P_DATA_TF, 4096) + bytes(4096)),
+        associated: iter(HEADER.pack(P_DATA_TF, 4096) + bytes(4096)),
     }
     dripped = dict.fromkeys(drips, 0)
     echo_seconds: list[float] = []

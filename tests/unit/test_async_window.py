@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import queue
 import socket
-import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 
 import pytest
 from pydicom import Dataset
+from rawpdu import recv_pdu
 
 from dicomnet import (
     AcceptPolicy,
@@ -383,18 +383,9 @@ class ScriptedPeer:
         return self._read_pdu()[0]
 
     def _read_pdu(self) -> bytes:
-        header = self._read_exactly(6)
-        (length,) = struct.unpack(">L", header[2:])
-        return header + self._read_exactly(length)
-
-    def _read_exactly(self, count: int) -> bytes:
-        data = bytearray()
-        while len(data) < count:
-            chunk = self.sock.recv(count - len(data))
-            if not chunk:
-                raise AssertionError("the acceptor closed the connection")
-            data += chunk
-        return bytes(data)
+        received = recv_pdu(self.sock)
+        assert received is not None, "the acceptor closed the connection"
+        return received.whole
 
 
 def test_a_peer_exceeding_the_performed_window_gets_resource_limitation(

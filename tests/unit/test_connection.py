@@ -10,7 +10,6 @@ are replayed into an acceptor as golden input, whole and in arbitrary chunks.
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,19 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rawpdu import (
+    A_ABORT,
+    ASSOCIATE_RJ,
+    ASSOCIATE_RQ,
+    HEADER,
+    P_DATA_TF,
+    PDV_HEADER,
+    RELEASE_RP,
+    RELEASE_RQ,
+    pdu,
+    pdvs,
+    split_pdus,
+)
 
 from dicomnet import events as ev
 from dicomnet.config import NetConfig
@@ -44,35 +56,8 @@ from dicomnet.uids import EXPLICIT_VR_LE, IMPLEMENTATION_CLASS_UID, IMPLICIT_VR_
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pdus"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
-ASSOCIATE_RQ, ASSOCIATE_AC, ASSOCIATE_RJ = 0x01, 0x02, 0x03
-P_DATA_TF, RELEASE_RQ, RELEASE_RP, A_ABORT = 0x04, 0x05, 0x06, 0x07
-_HEADER = struct.Struct(">BxL")
-_PDV_HEADER = struct.Struct(">LBB")
-
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def split_pdus(data: bytes) -> list[tuple[int, bytes]]:
-    """Cut a byte stream into (PDU type, body) by the PS3.8 9.3.1 header alone."""
-    pdus = []
-    offset = 0
-    while offset < len(data):
-        pdu_type, length = _HEADER.unpack_from(data, offset)
-        body = data[offset + 6 : offset + 6 + length]
-        assert len(body) == length, "stream ends inside a PDU"
-        pdus.append((pdu_type, body))
-        offset += 6 + length
-    return pdus
-
-
-def pdvs(body: bytes) -> Iterator[tuple[int, int, bytes]]:
-    """(context ID, message control header, fragment) of each PDV in a P-DATA-TF body."""
-    offset = 0
-    while offset < len(body):
-        length, context_id, control = _PDV_HEADER.unpack_from(body, offset)
-        yield context_id, control, body[offset + 6 : offset + 4 + length]
-        offset += 4 + length
 
 
 def take_output(connection: Connection) -> bytes:
@@ -655,7 +640,7 @@ def test_refused_huge_length_leaves_the_receive_buffer_small(pdu_type: int) -> N
     """The reader asks for a buffer again after the refusal (the link stays open in
     Sta13): the refused header must not size it, or 6 bytes buy any allocation."""
     link = Link()
-    link.acceptor.receive_data(_HEADER.pack(pdu_type, 200 << 20), link.now)
+    link.acceptor.receive_data(HEADER.pack(pdu_type, 200 << 20), link.now)
     assert split_pdus(take_output(link.acceptor))[0][0] == A_ABORT
     assert not link.acceptor.close_requested
     assert len(link.acceptor.get_buffer()) < 16 << 20
@@ -665,15 +650,15 @@ def test_pdata_before_association_is_refused_from_its_header() -> None:
     """Evt10 in Sta2 is AA-1 whatever the body holds; waiting for a claimed 60 MB body
     first would let any unassociated peer make the acceptor buffer that much."""
     link = Link()
-    link.acceptor.receive_data(_HEADER.pack(P_DATA_TF, 60 << 20), link.now)
+    link.acceptor.receive_data(HEADER.pack(P_DATA_TF, 60 << 20), link.now)
     assert split_pdus(take_output(link.acceptor)) == [(A_ABORT, bytes(4))]
     assert len(link.acceptor.get_buffer()) < 16 << 20
 
 
 def test_pdv_on_a_refused_context_is_aborted() -> None:
     fragment = b"\x00" * 8
-    pdv = struct.pack(">LBB", len(fragment) + 2, 5, 0x03) + fragment
-    sent = abort_sent_for(_HEADER.pack(P_DATA_TF, len(pdv)) + pdv, associated=True)
+    pdv = PDV_HEADER.pack(len(fragment) + 2, 5, 0x03) + fragment
+    sent = abort_sent_for(HEADER.pack(P_DATA_TF, len(pdv)) + pdv, associated=True)
     assert sent is not None
     assert sent[0] == A_ABORT
     assert sent[1][2] == 2  # service-provider source
@@ -695,8 +680,8 @@ def test_pdata_out_of_turn_is_an_unexpected_pdu(state: State) -> None:
     receiver.next_events()
     assert receiver.state is state
     echo = encode_command_set({"CommandField": 0x30, "MessageID": 1, "CommandDataSetType": 0x0101})
-    pdv = _PDV_HEADER.pack(len(echo) + 2, 1, 0x03) + echo
-    receiver.receive_data(_HEADER.pack(P_DATA_TF, len(pdv)) + pdv, link.now)
+    pdv = PDV_HEADER.pack(len(echo) + 2, 1, 0x03) + echo
+    receiver.receive_data(HEADER.pack(P_DATA_TF, len(pdv)) + pdv, link.now)
     (aborted,) = receiver.next_events()
     assert aborted == ev.ProviderAborted(2, aborted.description)
     assert split_pdus(take_output(receiver)) == [(A_ABORT, bytes([0, 0, 2, 2]))]
@@ -776,9 +761,9 @@ def recorded_data_set(recording: Recording) -> bytes:
     """The data set fragments of the requestor's P-DATA-TF PDUs, joined (golden value)."""
     return b"".join(
         fragment
-        for pdu in recording.requests
-        if pdu[0] == P_DATA_TF
-        for _, control, fragment in pdvs(pdu[6:])
+        for raw in recording.requests
+        if raw[0] == P_DATA_TF
+        for _, control, fragment in pdvs(raw[6:])
         if not control & 0x01
     )
 
@@ -849,8 +834,8 @@ def test_a_claimed_length_buys_no_memory_until_its_bytes_arrive() -> None:
     link.associate(make_rq(), make_ac(max_length=0))
     claimed = 40 << 20
     fragment = bytes(6 << 20)
-    pdv_header = struct.pack(">LBB", claimed - 4, 3, 0x03)
-    link.acceptor.receive_data(_HEADER.pack(P_DATA_TF, claimed) + pdv_header, link.now)
+    pdv_header = PDV_HEADER.pack(claimed - 4, 3, 0x03)
+    link.acceptor.receive_data(HEADER.pack(P_DATA_TF, claimed) + pdv_header, link.now)
     assert len(link.acceptor.get_buffer()) <= 4096
     arrived = 12
     for start in range(0, len(fragment), 1 << 20):
@@ -866,7 +851,7 @@ def test_a_claimed_length_buys_no_memory_until_its_bytes_arrive() -> None:
 def test_the_hard_pdu_limit_comes_from_the_config() -> None:
     link = Link(acceptor_config=config(hard_pdu_limit=100_000))
     link.associate(make_rq(), make_ac(max_length=0))
-    link.acceptor.receive_data(_HEADER.pack(P_DATA_TF, 100_001), link.now)
+    link.acceptor.receive_data(HEADER.pack(P_DATA_TF, 100_001), link.now)
     assert split_pdus(take_output(link.acceptor)) == [(A_ABORT, bytes([0, 0, 2, 6]))]
 
 
@@ -983,7 +968,7 @@ def test_a_file_truncated_while_queued_aborts_after_the_pdus_already_made(
     assert events[1] == ev.ProviderAborted(0, failed.description)
     assert link.requestor.state is State.Sta13  # AA-1: waits for the peer to close
     assert not link.requestor.send_queue
-    link.acceptor.receive_data(b"".join(pdu_bytes(t, b) for t, b in pdus), link.now)
+    link.acceptor.receive_data(b"".join(pdu(t, b) for t, b in pdus), link.now)
     assert kinds(link.acceptor.next_events()) == [ev.AbortReceived, ev.TransportClosed]
     link.requestor.connection_lost(link.now)
     assert link.requestor.next_events() == [ev.TransportClosed(failed.description, timed_out=False)]
@@ -1038,7 +1023,3 @@ def test_a_peer_abort_drops_what_was_still_queued() -> None:
     assert kinds(link.acceptor.next_events()) == [ev.AbortReceived, ev.TransportClosed]
     assert link.acceptor.close_requested
     assert not link.acceptor.send_queue  # AA-3 closes: nothing more goes out
-
-
-def pdu_bytes(pdu_type: int, body: bytes) -> bytes:
-    return _HEADER.pack(pdu_type, len(body)) + body

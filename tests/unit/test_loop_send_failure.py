@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID
+from rawpdu import A_ABORT, ASSOCIATE_RQ, P_DATA_TF, RawPdu, pdvs, recv_pdu
 
 from dicomnet import (
     DicomAssociate,
@@ -43,13 +43,10 @@ from dicomnet.uids import EXPLICIT_VR_LE, IMPLEMENTATION_CLASS_UID
 LOOPBACK = "127.0.0.1"
 WAIT = 10.0
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-ASSOCIATE_RQ, P_DATA_TF, A_ABORT = 0x01, 0x04, 0x07
 DATA_LENGTH = 40 << 20
 # More than the loop can have read while the peer reads nothing: the kernel's send buffer
 # (at most a few MiB), the peer's tiny receive buffer and the one MiB being produced.
 READABLE = 8 << 20
-_HEADER = struct.Struct(">BxL")
-_PDV_HEADER = struct.Struct(">LBB")
 
 
 class SlowRawScp:
@@ -69,24 +66,9 @@ class SlowRawScp:
         self.sock, _ = self.listener.accept()
         self.sock.settimeout(WAIT)
 
-    def read_pdu(self) -> tuple[int, bytes] | None:
-        header = self._read(_HEADER.size)
-        if header is None:
-            return None
-        pdu_type, length = _HEADER.unpack(header)
-        body = self._read(length)
-        assert body is not None, "connection closed inside a PDU"
-        return pdu_type, body
-
-    def _read(self, size: int) -> bytes | None:
+    def read_pdu(self) -> RawPdu | None:
         assert self.sock is not None
-        data = bytearray()
-        while len(data) < size:
-            chunk = self.sock.recv(size - len(data))
-            if not chunk:
-                return None
-            data += chunk
-        return bytes(data)
+        return recv_pdu(self.sock)
 
     def close(self) -> None:
         if self.sock is not None:
@@ -113,15 +95,6 @@ def storage_request() -> DicomAssociate:
     request.AddPresentationContext(1, DicomAssociateAcceptResultType.Success, CT_IMAGE_STORAGE)
     request.AddTransfer(1, EXPLICIT_VR_LE)
     return request
-
-
-def pdv_controls(body: bytes) -> list[int]:
-    found, offset = [], 0
-    while offset < len(body):
-        length, _, control = _PDV_HEADER.unpack_from(body, offset)
-        found.append(control)
-        offset += 4 + length
-    return found
 
 
 class SendWatcher(DicomNet):
@@ -184,17 +157,17 @@ def test_a_part10_file_truncated_mid_send_aborts_the_association(
         )
         os.truncate(path, part10.data_offset + READABLE)
 
-        received: list[tuple[int, bytes]] = []
+        received: list[RawPdu] = []
         while (pdu := scp.read_pdu()) is not None:
             received.append(pdu)
             if pdu[0] == A_ABORT:
                 break
         assert received[-1][0] == A_ABORT
-        abort = decode_pdu(_HEADER.pack(A_ABORT, 4) + received[-1][1])
+        abort = decode_pdu(received[-1].whole)
         assert (abort.source, abort.reason) == (2, 0)  # type: ignore[union-attr]
         data = received[:-1]
         assert {pdu_type for pdu_type, _ in data} == {P_DATA_TF}
-        controls = [c for _, body in data for c in pdv_controls(body)]
+        controls = [c for _, body in data for _, c, _ in pdvs(body)]
         assert controls[0] == 0x03
         assert set(controls[1:]) == {0x00}  # never a last fragment, never a new message
         assert len(controls) - 1 < DATA_LENGTH // 16000  # it stopped inside the data
