@@ -33,7 +33,7 @@ from ..associate import (
 from ..dimse.part10 import Part10File
 from ..dimse.status import CANNOT_UNDERSTAND, StatusCategory, status_category
 from ..enums import DicomCommandPriorityType, DicomCommandStatusType
-from ..errors import DicomException, DicomExceptionCode
+from ..errors import DicomException, DicomExceptionCode, DIMSEError
 from ..net import DicomNet
 from ..scu import build_request, open_association, release
 from ..server import VERIFICATION_ONLY, AcceptedConnection, AcceptingServer
@@ -203,7 +203,7 @@ def run_suboperations(
             progress.record(part10.sop_instance_uid, store(part10))
         except DicomException as exc:
             log.warning("sub-operation for %s failed: %s", part10.path, exc)
-            progress.record(part10.sop_instance_uid, None, exc.message)
+            progress.record(part10.sop_instance_uid, None, _reason_for_peer(exc))
         if progress.remaining:
             respond(DicomCommandStatusType.Pending, *progress.counts(True), None)
     respond(
@@ -213,6 +213,13 @@ def run_suboperations(
         **progress.final_extra(),
     )
     return progress
+
+
+def _reason_for_peer(error: DicomException) -> str:
+    """What a requestor may read about a failed sub-operation: never a local path."""
+    if isinstance(error, SendBroken | DIMSEError):
+        return "an archived file could not be read whole"
+    return error.message
 
 
 def answer_find(
