@@ -25,7 +25,6 @@ from typing import Any, Protocol
 from pydicom import Dataset
 
 from ..associate import (
-    DEFAULT_MAX_LENGTH,
     MAX_PRESENTATION_CONTEXTS,
     NegotiatedContext,
     negotiated_contexts,
@@ -45,7 +44,6 @@ from ..storage import (
     send_instance,
     storage_contexts_for,
 )
-from ..timeouts import Timeouts
 from ..uids import UNCOMPRESSED_TRANSFER_SYNTAXES
 from .index import QueryIndex
 from .models import LEVELS_OF_MODEL, query_level
@@ -587,7 +585,9 @@ class QueryRetrieveServer(AcceptingServer):
 
     Requestors may take the SCP role of every storage class (C-GET). ``supported``
     defaults to ``QUERY_RETRIEVE_SUPPORTED``; add the storage classes to take C-STOREs
-    too (then override ``OnReceiveCStoreRequest`` in ``connection_type``).
+    too (then override ``OnReceiveCStoreRequest`` in ``connection_type``). The other
+    keyword ``options`` (``max_pdu``, ``timeouts``, ``temp_path``...) are
+    ``AcceptingServer``'s.
     """
 
     connection_type: type[AcceptedConnection] = QueryRetrieveConnection
@@ -599,22 +599,9 @@ class QueryRetrieveServer(AcceptingServer):
         *,
         destinations: Mapping[str, tuple[str, int]] | None = None,
         supported: Mapping[str, Sequence[str]] = QUERY_RETRIEVE_SUPPORTED,
-        max_pdu: int = DEFAULT_MAX_LENGTH,
-        timeouts: Timeouts | None = None,
-        check_called_aet: bool = False,
-        temp_path: str | None = None,
-        accept_any_transfer_syntax_for: Sequence[str] = (),
+        **options: Any,
     ) -> None:
-        super().__init__(
-            ae_title,
-            supported,
-            max_pdu=max_pdu,
-            timeouts=timeouts,
-            check_called_aet=check_called_aet,
-            temp_path=temp_path,
-            accept_any_transfer_syntax_for=accept_any_transfer_syntax_for,
-            requestor_scp_role=STORAGE_SOP_CLASSES,
-        )
+        super().__init__(ae_title, supported, requestor_scp_role=STORAGE_SOP_CLASSES, **options)
         self.index = index
         self.destinations = dict(destinations or {})
         self.policy.extended_negotiation = answer_extended_negotiation
