@@ -25,6 +25,7 @@ from typing import Any
 
 import peers
 import pytest
+from polling import wait_until
 from pydicom import Dataset, dcmread
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import (
@@ -101,10 +102,7 @@ def store_with_storescu_py(run_sample: Runner, port: int, files: list[Path]) -> 
 
 
 def wait_for_log(server: peers.ServerProcess, text: str, timeout: float = WAIT) -> str:
-    deadline = time.monotonic() + timeout
-    while text not in server.log():
-        assert time.monotonic() < deadline, f"{text!r} not in the server log"
-        time.sleep(0.05)
+    wait_until(lambda: text in server.log(), timeout, f"{text!r} in the server log")
     return server.log()
 
 

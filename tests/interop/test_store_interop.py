@@ -16,12 +16,12 @@ import random
 import socket
 import struct
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_until
 from pydicom import Dataset, dcmread
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import (
@@ -62,6 +62,7 @@ from dicomnet.pdu import (
 from dicomnet.sopclasses import STORAGE_SOP_CLASSES
 
 LOOPBACK = "127.0.0.1"
+WAIT_SERVER = 10.0  # seconds the server gets to act on what a peer did
 UNCOMPRESSED = [
     ImplicitVRLittleEndian,
     ExplicitVRLittleEndian,
@@ -185,13 +186,6 @@ def assert_all_stored(sent: list[Path], directory: Path, transfer_syntax: str | 
 def leftovers(directory: Path) -> list[Path]:
     """Every file under ``directory`` (spool folders included)."""
     return [path for path in directory.rglob("*") if path.is_file()]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def saving_handler(directory: Path) -> Callable[[Any], int]:
@@ -595,12 +589,16 @@ def test_storescp_sample_leaves_no_file_when_the_scu_aborts_mid_transfer(
             chunk = data_set[start : min(start + 16000, half)]
             sock.sendall(pdata_header(1, 0, len(chunk)) + chunk)
         # The half sent so far sits in a spool file until the abort.
-        wait_until(lambda: sum(p.stat().st_size for p in received.rglob("*.part")) >= half)
+        wait_until(
+            lambda: sum(p.stat().st_size for p in received.rglob("*.part")) >= half,
+            WAIT_SERVER,
+            "the half data set in a spool file",
+        )
         if how == "a-abort":
             sock.sendall(encode_pdu(Abort(0, 0)))
         else:  # linger 0: close() resets the connection, no A-ABORT, no FIN
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
-        wait_until(lambda: not leftovers(received))
+        wait_until(lambda: not leftovers(received), WAIT_SERVER, "the spool file to go")
         assert server.returncode is None  # still serving
     assert leftovers(received) == []

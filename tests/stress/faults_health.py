@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from polling import wait_until
 
 from dicomnet import DicomNet, Timeouts
 from dicomnet.scu import build_request, open_association, release
@@ -65,11 +66,16 @@ def leftover_files(directories: Sequence[Path]) -> list[Path]:
 
 def settle(check: Callable[[], list[str]], timeout: float = SETTLE) -> None:
     """Wait until ``check()`` finds nothing wrong; fail with what it found last."""
-    deadline = time.monotonic() + timeout
-    while problems := check():
-        if time.monotonic() >= deadline:
-            raise AssertionError("; ".join(problems))
-        time.sleep(0.02)
+    problems: list[str] = []
+
+    def settled() -> bool:
+        problems[:] = check()
+        return not problems
+
+    try:
+        wait_until(settled, timeout, "the server to settle")
+    except AssertionError:
+        raise AssertionError("; ".join(problems)) from None
 
 
 @dataclass

@@ -18,11 +18,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
+from polling import POLL, wait_until
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
@@ -32,27 +32,11 @@ from dicomnet.pdu import AssociateRQ, PresentationContextRQ, UserInformation, en
 from dicomnet.scu import accepted_context_id, build_request, open_association, release
 from dicomnet.uids import IMPLEMENTATION_CLASS_UID, IMPLICIT_VR_LE, VERIFICATION
 
-T = TypeVar("T")
-
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STORESCP = REPO_ROOT / "samples" / "storescp.py"
 SCP_AE = "ANY-SCP"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-POLL = 0.02  # seconds between two looks at a /proc counter or a log file
-
-
-def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
-    """The first true value of ``check()``, looked at every POLL seconds; fails after
-    ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(POLL)  # the outcome is in another process: look again shortly
 
 
 # -- the SCP ------------------------------------------------------------------------------

@@ -31,9 +31,9 @@ from load_peers import (
     data_set_of,
     echo,
     raw_connections,
-    wait_until,
     write_instances,
 )
+from polling import wait_until
 from pydicom.uid import SecondaryCaptureImageStorage
 from rawpdu import A_ABORT, ASSOCIATE_AC, HEADER, P_DATA_TF, recv_pdu
 
