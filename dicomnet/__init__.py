@@ -37,8 +37,17 @@ from .enums import (
     DicomCommandType,
     DicomNetIpTypeFlags,
     DicomNetSecurityMode,
+    DicomOpenSslOptionsFlags,
+    DicomOpenSslVerificationFlags,
     DicomPduType,
     DicomRoleSupport,
+    DicomSslMethodType,
+    DicomTlsAuthenticationMethodType,
+    DicomTlsCertificateType,
+    DicomTlsCipherSuiteType,
+    DicomTlsEncryptionMethodType,
+    DicomTlsExchangeMethodType,
+    DicomTlsMacMethodType,
 )
 from .errors import (
     AssociationAborted,
@@ -50,6 +59,7 @@ from .errors import (
 )
 from .net import DicomNet
 from .response import Response
+from .security import DicomOpenSslContextCreationSettings, DicomOpenSslVersion
 from .timeouts import Timeouts
 
 __version__ = "0.1.0"
@@ -77,8 +87,19 @@ __all__ = [
     "DicomNet",
     "DicomNetIpTypeFlags",
     "DicomNetSecurityMode",
+    "DicomOpenSslContextCreationSettings",
+    "DicomOpenSslOptionsFlags",
+    "DicomOpenSslVerificationFlags",
+    "DicomOpenSslVersion",
     "DicomPduType",
     "DicomRoleSupport",
+    "DicomSslMethodType",
+    "DicomTlsAuthenticationMethodType",
+    "DicomTlsCertificateType",
+    "DicomTlsCipherSuiteType",
+    "DicomTlsEncryptionMethodType",
+    "DicomTlsExchangeMethodType",
+    "DicomTlsMacMethodType",
     "NetConfig",
     "NegotiatedContext",
     "PDUError",

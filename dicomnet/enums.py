@@ -230,3 +230,115 @@ class DicomCommandStatusType(IntEnum):
 class DicomRoleSupport(IntEnum):
     Unsupported = 0
     Supported = 1
+
+
+# -- TLS (PS3.15 annex B) ---------------------------------------------------------------
+# Where LEADTOOLS' numbering is known it is kept; members marked "dicomnet" are this
+# library's own additions for what LEADTOOLS' published lists predate (TLS 1.2+, ECDHE).
+
+
+class DicomTlsCertificateType(IntEnum):
+    """How ``SetTlsClientCertificate`` reads its files."""
+
+    Pem = 1
+    Asn1 = 2  # DER
+    Pkcs12 = 3  # dicomnet: certificate (and chain) with its key in one PKCS#12 file
+
+
+class DicomSslMethodType(IntEnum):
+    """The protocol method of ``DicomOpenSslContextCreationSettings``. ``SslV23`` means
+    "negotiate": the versions come from the security profile. SSL 2 and 3 are refused."""
+
+    SslV2 = 1
+    SslV3 = 2
+    TlsV1 = 3  # TLS 1.0 only: the legacy opt-in
+    SslV23 = 4
+    TlsV12 = 5  # dicomnet: TLS 1.2 only
+    TlsV13 = 6  # dicomnet: TLS 1.3 only
+
+
+class DicomOpenSslVerificationFlags(IntFlag):
+    """Peer certificate checks, as OpenSSL's SSL_VERIFY_* flags."""
+
+    None_ = 0
+    Peer = 1
+    FailIfNoPeerCertificate = 2
+    ClientOnce = 4
+    All = 7
+
+
+class DicomOpenSslOptionsFlags(IntFlag):
+    """OpenSSL SSL_OP_* options the settings may add (each only narrows what is allowed)."""
+
+    None_ = 0
+    AllBugWorkarounds = 0x00000FFF
+    NoSslV2 = 0x01000000
+    NoSslV3 = 0x02000000
+    NoTlsV1 = 0x04000000
+    NoTlsV12 = 0x08000000  # dicomnet (OpenSSL's value)
+    NoTlsV11 = 0x10000000  # dicomnet (OpenSSL's value)
+    NoTlsV13 = 0x20000000  # dicomnet (OpenSSL's value)
+
+
+class DicomTlsCipherSuiteType(IntEnum):
+    """Cipher suites. The first four are LEADTOOLS' own numbers; LEADTOOLS' numbers for
+    its later members are not published, so those (and dicomnet's additions) carry the
+    IANA code point of the suite."""
+
+    None_ = 0
+    DheRsaWithDesCbcSha = 0x12
+    DheRsaWith3DesEdeCbcSha = 0x13
+    DheRsaAes256Sha = 0x14
+    RsaWith3DesEdeCbcSha = 0x000A
+    RsaWithAes128CbcSha = 0x002F
+    DheRsaWithAes128GcmSha256 = 0x009E
+    DheRsaWithAes256GcmSha384 = 0x009F
+    EcdheEcdsaWithAes128GcmSha256 = 0xC02B  # dicomnet
+    EcdheEcdsaWithAes256GcmSha384 = 0xC02C  # dicomnet
+    EcdheRsaWithAes128GcmSha256 = 0xC02F
+    EcdheRsaWithAes256GcmSha384 = 0xC030
+    EcdheRsaWithChacha20Poly1305Sha256 = 0xCCA8  # dicomnet
+    EcdheEcdsaWithChacha20Poly1305Sha256 = 0xCCA9  # dicomnet
+    Tls13Aes128GcmSha256 = 0x1301  # dicomnet: TLS 1.3
+    Tls13Aes256GcmSha384 = 0x1302  # dicomnet: TLS 1.3
+    Tls13Chacha20Poly1305Sha256 = 0x1303  # dicomnet: TLS 1.3
+
+
+class DicomTlsEncryptionMethodType(IntEnum):
+    None_ = 0
+    Des = 1
+    ThreeDes = 2
+    Rc4 = 3
+    Rc2 = 4
+    Idea = 5
+    Fortezza = 6
+    Aes = 7
+    Chacha20 = 8  # dicomnet
+
+
+class DicomTlsMacMethodType(IntEnum):
+    """The integrity algorithm: the HMAC of a CBC suite, the PRF hash of an AEAD one."""
+
+    None_ = 0
+    Sha1 = 0x10
+    Md5 = 0x11
+    Sha256 = 0x12  # dicomnet
+    Sha384 = 0x13  # dicomnet
+
+
+class DicomTlsAuthenticationMethodType(IntEnum):
+    None_ = 0  # also TLS 1.3, whose suites leave authentication to the certificate
+    Rsa = 0x20
+    Dss = 0x21
+    Dh = 0x22
+    Ecdsa = 0x23  # dicomnet
+
+
+class DicomTlsExchangeMethodType(IntEnum):
+    None_ = 0
+    RsaSignedDhe = 0x40
+    Rsa = 0x41
+    Dh = 0x42
+    Dss = 0x43
+    Fortezza = 0x44
+    Ecdhe = 0x45  # dicomnet: ephemeral elliptic-curve Diffie-Hellman (TLS 1.3 too)

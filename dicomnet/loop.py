@@ -322,6 +322,7 @@ class StreamChannel:
         *,
         read_budget: int = NetConfig.read_budget,
         lock: threading.Lock | None = None,
+        handshake_timeout: float | None = None,
     ) -> None:
         self.loop = loop
         self.sock = sock
@@ -340,6 +341,11 @@ class StreamChannel:
         self._timer: TimerHandle | None = None
         self._interest = 0
         self._closed = False
+        self.handshake_timeout = handshake_timeout
+        self._handshake_timer: TimerHandle | None = None
+        self._read_again: TimerHandle | None = None
+        self.failure: Exception | None = None
+        """What broke the connection, when an exception did (the layer's, the socket's)."""
 
     def start(self, server_side: bool) -> None:
         """Register with the loop and begin the security handshake. Loop thread only."""
@@ -347,6 +353,10 @@ class StreamChannel:
         self._interest = selectors.EVENT_READ
         self.loop.register(self.sock, self._interest, self._on_ready)
         self._advance_handshake()
+        if not self._secured and not self._closed and self.handshake_timeout is not None:
+            self._handshake_timer = self.loop.call_at(
+                self.loop.time() + self.handshake_timeout, self._on_handshake_timeout
+            )
 
     @property
     def closed(self) -> bool:
@@ -406,10 +416,7 @@ class StreamChannel:
         except (BlockingIOError, InterruptedError):
             done = False
         except Exception as exc:  # a failed handshake ends this connection only
-            log.warning("security handshake failed: %s", exc)
-            if self.on_secure:
-                self.on_secure(exc)
-            self._lost(f"security handshake failed: {exc}")
+            self._handshake_failed(exc)
             return
         if not done:
             self._want(
@@ -417,6 +424,9 @@ class StreamChannel:
             )
             return
         self._secured = True
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         if self.on_secure:
             self.on_secure(None)
         with self._lock:
@@ -425,6 +435,24 @@ class StreamChannel:
         if self.layer.pending():
             self._read()
         self._settle()
+
+    def _handshake_failed(self, exc: Exception) -> None:
+        log.warning("security handshake with %s failed: %s", _peer_name(self.sock), exc)
+        self.failure = exc
+        if self.on_secure:
+            self.on_secure(exc)
+        self._lost(f"security handshake failed: {exc}")
+
+    def _on_handshake_timeout(self) -> None:
+        self._handshake_timer = None
+        if self._closed or self._secured:
+            return
+        self._handshake_failed(
+            TimeoutError(
+                errno.ETIMEDOUT,
+                f"the security handshake did not finish within {self.handshake_timeout:g} s",
+            )
+        )
 
     def _read(self) -> None:
         engine = self.engine
@@ -446,7 +474,9 @@ class StreamChannel:
                     buffer.release()
                 if n:
                     engine.buffer_updated(n, self.loop.time())
+                more = self.layer.pending()  # under the lock: a sender may use the layer
             if error is not None:
+                self.failure = error
                 self._lost(f"connection error: {error.strerror or error}")
                 return
             if n == 0:
@@ -454,12 +484,13 @@ class StreamChannel:
                 return
             self.on_events()
             budget -= n
-            if n < space and not self.layer.pending():
+            if n < space and not more:
                 break
 
     def _write(self) -> None:
         finished, failed, error = self._write_queued()
         if error is not None:
+            self.failure = error
             self._lost(f"connection error while sending: {error.strerror or error}")
             return
         if failed:
@@ -473,6 +504,12 @@ class StreamChannel:
         finished: list[tuple[int, int]] = []
         failed = False
         with self._lock:
+            try:
+                self.layer.flush()  # what the layer holds goes first
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                return finished, failed, exc
             queue = self.engine.send_queue
             while queue:
                 try:
@@ -510,6 +547,11 @@ class StreamChannel:
         with self._lock:
             pending = bool(engine.send_queue)
             deadline = engine.get_timer()
+            decoded = self._secured and self.layer.pending()
+        if decoded and self._read_again is None:
+            # Bytes the layer decoded but the read budget left: the socket will not
+            # signal them again, so the loop comes back for them itself.
+            self._read_again = self.loop.call_at(self.loop.time(), self._on_read_again)
         want = selectors.EVENT_READ
         if (pending and self._write_blocked) or self.layer.wants_write:
             want |= selectors.EVENT_WRITE
@@ -533,6 +575,10 @@ class StreamChannel:
         if deadline is not None:
             self._timer = self.loop.call_at(deadline, self._on_timer)
 
+    def _on_read_again(self) -> None:
+        self._read_again = None
+        self._on_ready(selectors.EVENT_READ)
+
     def _on_timer(self) -> None:
         self._timer = None
         if self._closed:
@@ -552,12 +598,14 @@ class StreamChannel:
         if self._closed:
             return
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._handshake_timer, self._read_again):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._handshake_timer = self._read_again = None
         self.loop.unregister(self.sock)
         try:
-            self.layer.close()
+            with self._lock:  # a sender may be using the layer
+                self.layer.close()
         except OSError:
             pass
 
@@ -840,6 +888,14 @@ def _family(ipv4: bool, ipv6: bool) -> int:
     if ipv4:
         return socket.AF_INET
     raise ValueError("at least one of ipv4 and ipv6 must be allowed")
+
+
+def _peer_name(sock: socket.socket) -> str:
+    try:
+        host, port = _host_port(sock.getpeername())
+    except OSError:
+        return "the peer"
+    return f"{host}:{port}"
 
 
 def _host_port(address: tuple[Any, ...]) -> tuple[str, int]:

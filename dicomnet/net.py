@@ -70,6 +70,7 @@ from .outcome import ConnectionOutcome
 from .pdu import AssociateRJ
 from .response import Response
 from .security import PlainLayer, SecurityLayer
+from .security.tls_surface import TlsSurface
 from .sendqueue import SendQueue
 from .services import DimseServices
 from .session import (
@@ -94,7 +95,7 @@ def _as_enum(enum_type: Any, value: int) -> Any:
         return value
 
 
-class DicomNet(DimseServices):
+class DicomNet(TlsSurface, DimseServices):
     """A DICOM network connection (or listener) with LEADTOOLS' methods and callbacks."""
 
     # -- process-wide ----------------------------------------------------------------
@@ -164,18 +165,17 @@ class DicomNet(DimseServices):
         mode: DicomNetSecurityMode,
         settings: object | None = None,
     ) -> None:
-        """Set the temp folder and security mode (LEADTOOLS ``Initialize``)."""
-        if mode is not DicomNetSecurityMode.None_:
-            raise DicomException(
-                DicomExceptionCode.BadSecurityMode,
-                f"security mode {mode.name} is not available in this version of dicomnet",
-            )
+        """Set the temp folder and security mode (LEADTOOLS ``Initialize``); with
+        ``Tls``, ``settings`` is a ``DicomOpenSslContextCreationSettings`` (None: the
+        defaults, PS3.15's non-downgrading BCP 195 profile)."""
+        self._initialize_security(mode, settings)
         self._temp_path = temporary_directory
         self._security_mode = mode
-        self._security_settings = settings
 
-    def _make_security_layer(self) -> SecurityLayer:
-        return PlainLayer()
+    def _make_security_layer(self, server_side: bool) -> SecurityLayer:
+        if self._tls is None:
+            return PlainLayer()
+        return self._tls_layer(server_side)
 
     # -- properties and state --------------------------------------------------------
 
@@ -282,6 +282,7 @@ class DicomNet(DimseServices):
         back from ``HostPort``). ``max_number_of_peers`` is the kernel's backlog of
         connections not yet accepted, at least ``config.listen_backlog``."""
         self._check_idle("Listen")
+        self._prepare_tls(server_side=True)
         loop = runtime.get_loop()
         backlog = max(max_number_of_peers, self.config.listen_backlog)
         ipv4, ipv6 = _families(ip_type)
@@ -317,6 +318,7 @@ class DicomNet(DimseServices):
         """Open a connection to a peer; ``OnConnect`` reports the outcome. The peer's name
         is resolved in the caller's thread; the loop creates and connects the socket."""
         self._check_idle("Connect")
+        self._prepare_tls(server_side=False)
         loop = runtime.get_loop()
         ipv4, ipv6 = _families(ip_type)
         try:
@@ -349,6 +351,7 @@ class DicomNet(DimseServices):
         if not self._pending_sockets:
             raise DicomException(DicomExceptionCode.NetNoData, "no connection waiting for Accept")
         sock, address = self._pending_sockets.popleft()
+        net._borrow_tls(self)
         net._server = self
         self._clients.append(net)
         runtime.run_on_loop(lambda: net._attach(sock, address, is_requestor=False))
@@ -675,16 +678,23 @@ class DicomNet(DimseServices):
             name=f"{'requestor' if is_requestor else 'acceptor'} {self._peer[0]}:{self._peer[1]}",
         )
         secure = self._security_mode is not DicomNetSecurityMode.None_
+        try:
+            layer = self._make_security_layer(server_side=not is_requestor)
+        except DicomException as exc:  # the context could not be made: refuse the peer
+            log.error("cannot secure the connection with %s:%d: %s", *self._peer, exc)
+            sock.close()
+            return
         self._channel = StreamChannel(
             loop,
             sock,
-            self._make_security_layer(),
+            layer,
             self._session,
             self._drain,
             on_sent=self._on_sent,
             on_secure=self._on_secure if secure else None,
             read_budget=self.config.read_budget,
             lock=self._lock,
+            handshake_timeout=self.timeouts.tls_handshake if secure else None,
         )
         self._channel.start(server_side=not is_requestor)
 
@@ -711,11 +721,16 @@ class DicomNet(DimseServices):
             self.OnConnect(code)
             return
         self._attach(sock, self._peer, is_requestor=True)
-        self._outcome.set(connect_result=_OK, connect_message="")
+        if self._tls is None:  # with TLS, wait_connected waits for the secure link
+            self._outcome.set(connect_result=_OK, connect_message="")
         self.OnConnect(_OK)
 
     def _on_secure(self, error: Exception | None) -> None:
-        self.OnSecureLinkReady(_OK if error is None else DicomExceptionCode.NetSecurityBreach)
+        code = self._secure_link_result(error)
+        if self._session is not None and self._session.is_requestor:
+            message = "" if error is None else f"TLS with {self._peer[0]}:{self._peer[1]}: {error}"
+            self._outcome.set(connect_result=code, connect_message=message)
+        self.OnSecureLinkReady(code)
 
     def _on_sent(self, finished: list[tuple[int, int]]) -> None:
         session = self._session
@@ -876,7 +891,10 @@ class DicomNet(DimseServices):
 
     def _on_closed(self, event: ev.TransportClosed) -> None:
         outcome = self._outcome
-        if event.timed_out:
+        failure = self._channel.failure if self._channel is not None else None
+        if failure is not None:
+            error = failure_code(failure)
+        elif event.timed_out:
             error = DicomExceptionCode.NetTimeout
         elif outcome.abort_info and not outcome.released:
             error = DicomExceptionCode.NetConnectionAborted
@@ -926,6 +944,16 @@ def _reject_reason(rj: AssociateRJ) -> DicomAssociateRejectReasonType:
         return DicomAssociateRejectReasonType.from_wire(rj.source, rj.reason)
     except ValueError:
         return cast(DicomAssociateRejectReasonType, rj.reason)
+
+
+def failure_code(failure: Exception) -> DicomExceptionCode:
+    """The code of what broke a connection: a TLS failure's own, a socket error's."""
+    code = getattr(failure, "code", None)
+    if isinstance(code, DicomExceptionCode):
+        return code
+    if isinstance(failure, DicomException):
+        return failure.Code
+    return _error_code(failure) if isinstance(failure, OSError) else DicomExceptionCode.NetFailure
 
 
 def _error_code(error: OSError | None) -> DicomExceptionCode:

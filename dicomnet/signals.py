@@ -33,6 +33,8 @@ _LINK_CALLBACKS = (
     "OnReceive",
     "OnSend",
     "OnSecureLinkReady",
+    "OnVerify",
+    "OnPrivateKeyPassword",
     "OnReceiveAssociateRequest",
     "OnReceiveAssociateAccept",
     "OnReceiveAssociateReject",

@@ -28,6 +28,9 @@ class Timeouts:
     dimse: how long one of our requests may wait for its response while nothing
         arrives: then the association is aborted (as DCMTK's ``-td``). It is also the
         default time ``wait_response`` waits.
+    tls_handshake: how long a TLS handshake (PS3.15 annex B) may take, from the TCP
+        connection to the secure link, on either side; a peer that stalls halfway is
+        cut off (DCMTK waits 30 s too).
     """
 
     connect: float | None = 30.0
@@ -35,3 +38,4 @@ class Timeouts:
     acse: float | None = 30.0
     idle: float | None = None
     dimse: float | None = None
+    tls_handshake: float | None = 30.0

@@ -43,6 +43,9 @@ class SecurityLayer(ABC):
     def send(self, buffers: list[memoryview]) -> int:
         """Write application bytes from ``buffers`` (in order); return how many were taken."""
 
+    def flush(self) -> None:  # noqa: B027 (optional: a layer that holds no bytes)
+        """Write bytes the layer holds itself (``wants_write``); raises ``OSError``."""
+
     def pending(self) -> int:
         """Application bytes already decoded inside the layer, readable without the socket."""
         return 0
