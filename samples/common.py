@@ -17,6 +17,14 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from identity_options import (
+    access_settings,
+    add_access_options,
+    add_identity_options,
+    apply_identity,
+    identity_from,
+)
+
 from dicomnet import DicomAssociate, DicomException, DicomNet, Timeouts
 from dicomnet.scu import accepted_context_id, open_association
 from dicomnet.server import SCP_IDLE_TIMEOUT
@@ -39,6 +47,7 @@ def add_common_options(parser: argparse.ArgumentParser, *, scu: bool) -> None:
         parser.add_argument(
             "-aec", "--call", dest="aec", default="ANY-SCP", help="called AE title of the peer"
         )
+        add_identity_options(parser)
     parser.add_argument(
         "-pdu",
         "--max-pdu",
@@ -112,13 +121,22 @@ def associate_for(
     net: DicomNet, args: argparse.Namespace, request: DicomAssociate, sop_class: str, what: str
 ) -> int:
     """Connect to ``args.peer``:``args.port`` and associate with ``request``; the ID of
-    the context accepted for ``sop_class``. Without one, abort and raise NotAccepted."""
+    the context accepted for ``sop_class``. Without one, abort and raise NotAccepted.
+    The user identity options (-usr, -rsp...) are applied to ``request``."""
+    propose_identity(request, args)
     accepted = open_association(net, args.peer, args.port, request)
     presentation_id = accepted_context_id(accepted, sop_class)
     if presentation_id is None:
         net.SendAbort()
         raise NotAccepted(f"the peer did not accept the {what} SOP class {sop_class}")
     return presentation_id
+
+
+def propose_identity(request: DicomAssociate, args: argparse.Namespace) -> None:
+    """Add the identity of the -usr/-pwd/-kt/--saml/--jwt/-rsp options to ``request``
+    (parsed again per request: the files are small, the options fixed)."""
+    if "user" in vars(args):
+        apply_identity(request, identity_from(args), args.pos_response)
 
 
 def run_scu(program: str, net: Net, work: Callable[[Net], int], *expected: type[Exception]) -> int:
@@ -141,6 +159,7 @@ def server_settings(args: argparse.Namespace) -> dict[str, Any]:
         "max_pdu": args.pdu,
         "timeouts": timeouts_from(args),
         "check_called_aet": vars(args).get("check_called_aet", False),
+        **(access_settings(args) if "user_file" in vars(args) else {}),
     }
 
 
@@ -160,6 +179,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="reject associations whose called AE title is not -aet",
     )
+    add_access_options(parser)
     parser.add_argument("port", type=int, help="port to listen on (0: any free port)")
 
 

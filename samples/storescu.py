@@ -25,7 +25,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from common import add_common_options, fail, setup_logging, timeouts_from
+from common import add_common_options, fail, propose_identity, setup_logging, timeouts_from
 from tqdm import tqdm
 
 from dicomnet import (
@@ -159,6 +159,7 @@ def store_on_one_association(
     done = 0
     try:
         request = build_request(args.aet, args.aec, args.pdu, contexts)
+        propose_identity(request, args)
         accepted = open_association(net, args.peer, args.port, request)
         negotiated = list(negotiated_contexts(request, accepted).values())
         for file in files:
