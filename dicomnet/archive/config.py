@@ -1,0 +1,20 @@
+"""How an archive index behaves, as one value object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """``pn_case_sensitive``: person names match case-sensitively (PS3.4 C.2.2.2.1 lets
+    an SCP match them case-insensitively, which is what users expect: the default).
+    ``busy_timeout``: seconds a SQLite writer waits for another one before failing.
+    ``connect_timeout``: seconds to wait for a PostgreSQL server to answer."""
+
+    pn_case_sensitive: bool = False
+    busy_timeout: float = 30.0
+    connect_timeout: float = 10.0
+
+
+DEFAULT_CONFIG = IndexConfig()

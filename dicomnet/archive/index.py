@@ -1,0 +1,289 @@
+"""``ArchiveIndex``: the ``QueryIndex`` of an archive over a SQL database (SQLite or
+PostgreSQL, see ``open_index``), matching done by the database (``sqlmatch``).
+
+An instance is its rows in the four level tables, written in one transaction: an
+upsert per level, top down (a record's attributes are those of its latest instance;
+an attribute the latest one lacks keeps its value), so a record is never seen half
+written. Records left without instances by a replacement are removed with it.
+
+The store journal (``store_journal``) holds the stores in progress of ``Archive``
+(see ``store.py``): its methods are here so that a journal row and an instance's rows
+change in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+
+from pydicom import Dataset
+from pydicom.dataelem import DataElement
+from pydicom.tag import BaseTag, Tag
+
+from ..qr.index import DEFAULT_OPTIONS, QueryOptions, response_identifier
+from ..qr.matching import Lookup
+from .backend import Backend, Session
+from .config import DEFAULT_CONFIG, IndexConfig
+from .records import InstanceRecord, instance_record, read_header
+from .schema import JOURNAL_COLUMNS, SCHEMA_VERSION, TABLES, Table, ddl
+from .sqlmatch import CompiledQuery, compile_query, files_query
+
+_SPECIFIC_CHARACTER_SET = Tag("SpecificCharacterSet")
+_INTEGER_VRS = frozenset({"US", "UL", "SS", "SL", "SV", "UV"})
+_FLOAT_VRS = frozenset({"FL", "FD"})
+
+
+class SchemaMismatch(RuntimeError):
+    """The database holds an index of another schema version than this code's."""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """A store in progress. ``state`` "moving": the file may or may not be at
+    ``final_path`` yet; "committed": the instance's rows are in, ``obsolete_path`` (a
+    replaced instance's old file) is still to be deleted."""
+
+    sop_instance_uid: str
+    final_path: str
+    spool_path: str
+    obsolete_path: str | None
+    root: str
+    owner: str
+    state: str = "moving"
+    pk: int = 0
+
+
+class ArchiveIndex:
+    """A ``QueryIndex`` over a database; safe to use from several threads (each uses
+    its own connection) and, sharing one database, from several processes.
+
+    ``find`` and ``files`` take the keys the schema holds (``schema.TABLES``, plus the
+    computed attributes); other keys are not matched and come back empty. They raise
+    ``InvalidQuery`` for an identifier that does not fit the options' model or holds a
+    malformed range, and a database error when the database fails.
+    """
+
+    def __init__(self, backend: Backend, config: IndexConfig = DEFAULT_CONFIG) -> None:
+        self.backend = backend
+        self.config = config
+        self._create_schema()
+
+    def __repr__(self) -> str:
+        return f"ArchiveIndex({self.backend.description})"
+
+    def _create_schema(self) -> None:
+        dialect = self.backend.dialect
+        with self.backend.transaction() as session:
+            if dialect.schema_lock:
+                session.execute(dialect.schema_lock)
+            for statement in ddl(dialect):
+                session.execute(statement)
+            versions = session.execute("SELECT version FROM archive_schema")
+            if not versions:
+                session.execute("INSERT INTO archive_schema (version) VALUES (?)", [SCHEMA_VERSION])
+            elif versions[0][0] != SCHEMA_VERSION:
+                raise SchemaMismatch(
+                    f"{self.backend.description} holds index schema {versions[0][0]}, "
+                    f"this version reads schema {SCHEMA_VERSION}"
+                )
+
+    # -- QueryIndex ----------------------------------------------------------------------
+
+    def add(self, path: str | os.PathLike[str]) -> None:
+        """Index (or re-index) the Part-10 file ``path`` where it is; raises
+        ``UnreadableInstance`` when it cannot be read or lacks a unique key."""
+        with self.backend.transaction() as session:
+            self.put(session, read_record(path))
+
+    def find(
+        self, level: str, identifier: Dataset, *, options: QueryOptions = DEFAULT_OPTIONS
+    ) -> Iterator[Dataset]:
+        query = self._compile(level, identifier, options)
+        with self.backend.transaction(write=False) as session:
+            rows = session.execute(query.sql, query.params)
+        keys = [ret.element for ret in query.returns]
+        for row in rows:
+            yield response_identifier(level, keys, _row_lookup(query, row))
+
+    def files(
+        self, level: str, identifier: Dataset, *, options: QueryOptions = DEFAULT_OPTIONS
+    ) -> list[str]:
+        sql, params = files_query(self._compile(level, identifier, options))
+        with self.backend.transaction(write=False) as session:
+            return [row[0] for row in session.execute(sql, params)]
+
+    def _compile(self, level: str, identifier: Dataset, options: QueryOptions) -> CompiledQuery:
+        return compile_query(level, identifier, options, self.config, self.backend.dialect)
+
+    # -- more than QueryIndex ------------------------------------------------------------
+
+    def instance(self, sop_instance_uid: str) -> str | None:
+        """The file of the instance ``sop_instance_uid``; None when it is not indexed."""
+        with self.backend.transaction(write=False) as session:
+            rows = session.execute(
+                "SELECT file_path FROM instance WHERE sop_instance_uid = ?", [sop_instance_uid]
+            )
+        return rows[0][0] if rows else None
+
+    def count(self) -> int:
+        """How many instances are indexed."""
+        with self.backend.transaction(write=False) as session:
+            return int(session.execute("SELECT count(*) FROM instance")[0][0])
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def close(self) -> None:
+        """Close the database connections of every thread."""
+        self.backend.close()
+
+    # -- writing (one transaction each, given by the caller) ------------------------------
+
+    def put(self, session: Session, record: InstanceRecord) -> str | None:
+        """Write the instance's rows; the file of the instance it replaces when that was
+        somewhere else (now unreferenced), else None."""
+        before = session.execute(
+            "SELECT file_path, series_pk FROM instance WHERE sop_instance_uid = ?",
+            [record.sop_instance_uid],
+        )
+        pks: list[int] = []
+        for table in TABLES:
+            row = dict(record.rows[table.name])
+            if table.parent_column:
+                row[table.parent_column] = pks[-1]
+            columns = tuple(row)
+            upsert = _upsert_sql(table, columns)
+            pks.append(int(session.execute(upsert, [row[c] for c in columns])[0][0]))
+        if not before:
+            return None
+        old_path, old_series = before[0]
+        if old_series != pks[-2]:  # moved to another series: its old records may be empty
+            self._prune(session, int(old_series))
+        return str(old_path) if old_path != record.path else None
+
+    def _prune(self, session: Session, series_pk: int) -> None:
+        """Remove the series ``series_pk`` and the records above it left empty."""
+        pk: int | None = series_pk
+        for level in range(len(TABLES) - 2, -1, -1):  # series, study, patient
+            table, child = TABLES[level], TABLES[level + 1]
+            if pk is None:
+                return
+            above = f"{table.parent_column} AS parent" if table.parent_column else "NULL"
+            parent = session.execute(f"SELECT {above} FROM {table.name} WHERE pk = ?", [pk])
+            session.execute(
+                f"DELETE FROM {table.name} WHERE pk = ? AND NOT EXISTS "
+                f"(SELECT 1 FROM {child.name} WHERE {child.parent_column} = ?)",
+                [pk, pk],
+            )
+            pk = parent[0][0] if parent else None
+
+    # -- the store journal ---------------------------------------------------------------
+
+    def journal_add(self, entry: JournalEntry) -> JournalEntry:
+        """Record a store about to move its file into place (committed on return)."""
+        values = [getattr(entry, name) for name in JOURNAL_COLUMNS]
+        marks = ", ".join("?" for _ in JOURNAL_COLUMNS)
+        with self.backend.transaction() as session:
+            pk = session.execute(
+                f"INSERT INTO store_journal ({', '.join(JOURNAL_COLUMNS)}) VALUES ({marks}) "
+                "RETURNING pk",
+                values,
+            )[0][0]
+        return replace(entry, pk=int(pk))
+
+    def journal_commit(self, entry: JournalEntry, record: InstanceRecord) -> str | None:
+        """In one transaction: the instance's rows in, and the journal entry gone, or,
+        when a file is left to delete, kept as "committed" with it as ``obsolete_path``
+        (see ``journal_done``). Returns that file (None when there is none)."""
+        with self.backend.transaction() as session:
+            obsolete = self.put(session, record) or entry.obsolete_path
+            if obsolete and obsolete != entry.final_path:
+                session.execute(
+                    "UPDATE store_journal SET state = 'committed', obsolete_path = ? WHERE pk = ?",
+                    [obsolete, entry.pk],
+                )
+                return obsolete
+            session.execute("DELETE FROM store_journal WHERE pk = ?", [entry.pk])
+        return None
+
+    def journal_done(self, entry: JournalEntry) -> None:
+        """The journal entry is resolved: remove it."""
+        with self.backend.transaction() as session:
+            session.execute("DELETE FROM store_journal WHERE pk = ?", [entry.pk])
+
+    def journal_entries(self, root: str) -> list[JournalEntry]:
+        """The stores in progress under the storage directory ``root``, oldest first."""
+        with self.backend.transaction(write=False) as session:
+            rows = session.execute(
+                f"SELECT {', '.join(JOURNAL_COLUMNS)}, pk FROM store_journal WHERE root = ? "
+                "ORDER BY pk",
+                [root],
+            )
+        return [_journal_entry(row) for row in rows]
+
+
+def read_record(path: str | os.PathLike[str]) -> InstanceRecord:
+    """The rows of the Part-10 file ``path`` (absolute), read from its header."""
+    absolute = Path(path).absolute()
+    header = read_header(absolute)
+    return instance_record(header, absolute, absolute.stat().st_size)
+
+
+def _journal_entry(row: Sequence[object]) -> JournalEntry:
+    uid, final, spool, obsolete, root, owner, state, pk = row
+    return JournalEntry(
+        str(uid),
+        str(final),
+        str(spool),
+        None if obsolete is None else str(obsolete),
+        str(root),
+        str(owner),
+        str(state),
+        int(str(pk)),
+    )
+
+
+@cache
+def _upsert_sql(table: Table, columns: tuple[str, ...]) -> str:
+    unique = table.by_keyword[table.unique].column
+    # an instance is replaced whole; a higher record keeps what its latest instance lacks
+    whole = table.parent == TABLES[-2].name
+    updates = ", ".join(
+        f"{column} = excluded.{column}"
+        if whole or column == table.parent_column
+        else f"{column} = COALESCE(excluded.{column}, {table.name}.{column})"
+        for column in columns
+        if column != unique
+    )
+    marks = ", ".join("?" for _ in columns)
+    return (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}) "
+        f"ON CONFLICT ({unique}) DO UPDATE SET {updates} RETURNING pk"
+    )
+
+
+def _row_lookup(query: CompiledQuery, row: Sequence[object]) -> Lookup:
+    """A result row seen as a record (``qr.matching.Lookup``)."""
+    elements: dict[BaseTag, DataElement] = {}
+    if row[1]:
+        elements[_SPECIFIC_CHARACTER_SET] = DataElement(
+            _SPECIFIC_CHARACTER_SET, "CS", _value(str(row[1]), "CS")
+        )
+    for ret in query.returns:
+        if ret.column is not None and row[ret.column] is not None:
+            key = ret.element
+            elements[key.tag] = DataElement(key.tag, key.VR, _value(str(row[ret.column]), key.VR))
+    return elements.get
+
+
+def _value(text: str, vr: str) -> object:
+    """Stored text as the value of an element of ``vr``."""
+    values: list[object] = list(text.split("\\"))
+    if vr in _INTEGER_VRS:
+        values = [int(str(v)) for v in values]
+    elif vr in _FLOAT_VRS:
+        values = [float(str(v)) for v in values]
+    return values[0] if len(values) == 1 else values

@@ -1,0 +1,92 @@
+"""The PostgreSQL backend (psycopg 3), for an index several archive processes or hosts
+share. Each thread has its own connection, opened on first use and again when the
+server dropped it; every statement runs in an explicit transaction."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from .backend import Row
+from .config import IndexConfig
+from .dialect import POSTGRESQL
+
+try:
+    import psycopg
+except ImportError:  # optional: only this backend needs it
+    psycopg = None  # type: ignore[assignment]
+
+
+class _Session:
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        # generated SQL holds no literal "?" or "%" (dialect.py), so this is safe
+        cursor = self._connection.execute(sql.replace("?", "%s"), tuple(params))
+        return list(cursor.fetchall()) if cursor.description is not None else []
+
+
+class PostgresBackend:
+    """Connections to the PostgreSQL database ``conninfo`` (a URL or key=value string
+    psycopg accepts)."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, conninfo: str, config: IndexConfig) -> None:
+        if psycopg is None:
+            raise RuntimeError(
+                "a postgresql:// index needs psycopg 3: pip install 'psycopg[binary]'"
+            )
+        self._conninfo = conninfo
+        self.description = _without_password(conninfo)
+        self._config = config
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[Any] = []
+        self._closed = False
+        self._connection()  # fail now when the server cannot be reached
+
+    def _connection(self) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None and not connection.closed and not connection.broken:
+            return connection
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self.description} is closed")
+        connection = psycopg.connect(
+            self._conninfo,
+            autocommit=True,  # transactions are begun explicitly
+            connect_timeout=max(1, round(self._config.connect_timeout)),
+        )
+        with self._lock:
+            self._connections.append(connection)
+        self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[_Session]:
+        connection = self._connection()
+        with connection.transaction():
+            yield _Session(connection)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+
+
+def _without_password(conninfo: str) -> str:
+    """The connection string for messages: a password never appears in them."""
+    if psycopg is None:
+        return conninfo
+    try:
+        parts = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "postgresql (unreadable connection string)"
+    parts.pop("password", None)
+    return " ".join(f"{key}={value}" for key, value in parts.items())

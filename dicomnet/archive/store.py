@@ -1,0 +1,357 @@
+"""The archive's store: received instances written atomically under a study / series
+/ instance layout, indexed so that file and rows become visible together (PS3.4 B.2).
+
+A C-STORE's data arrives spooled to a complete Part-10 file. ``Archive.store`` checks
+it, then:
+
+1. fsyncs the spool file, so that its content is on disk before its name moves;
+2. commits a journal entry (``store_journal``): the file's final path, the spool path,
+   the old file a replacement makes obsolete;
+3. renames the spool file to its final path and fsyncs the directory;
+4. in one transaction, writes the instance's rows and removes the journal entry;
+5. deletes an obsolete file (a replacement moved to another study or series), then the
+   entry kept for it;
+
+and answers Success only after step 4 committed. A kill -9 at any moment leaves either
+no journal entry (nothing happened, or all of it) or one that ``reconcile`` resolves at
+the next start-up from the journal alone, without rescanning the storage: a file in
+place is indexed, a store whose file never moved is forgotten (its spool file deleted),
+an obsolete file is deleted. So an indexed instance always has its file, and after
+``reconcile`` every kept file is indexed.
+
+Names come from UIDs checked to be well-formed (PS3.5 9.1): digits and dots only, never
+a path a peer chose. Statuses (PS3.4 B.2.3, PS3.7 C):
+
+- Success 0000;
+- a duplicate SOP Instance UID under ``DuplicatePolicy.KEEP_FIRST``: B006 "Elements
+  Discarded". The standard names no status for a duplicate; B006 says what happened,
+  the received data set was not kept (everything in it was discarded in favour of the
+  copy already stored), while B000 would claim stored values were coerced and B007
+  that the data set does not match its SOP class, neither of which is true;
+- under ``REFUSE``: 0111 "Duplicate SOP Instance" (PS3.7 C.5), a failure;
+- a data set without SOP Class or SOP Instance UID, or that cannot be read: C000
+  "Cannot understand" (as DCMTK's storescp answers);
+- one whose SOP Class or SOP Instance UID differs from the command's, or that lacks a
+  well-formed Study or Series Instance UID: A900 "Data Set does not match SOP Class";
+- the file system or the database failing: A700 "Refused: Out of resources".
+
+Each failure and warning carries an Error Comment saying why.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom import Dataset
+
+from ..dimse.status import CANNOT_UNDERSTAND
+from ..enums import DicomCommandStatusType
+from ..qr.matching import IDENTIFIER_DOES_NOT_MATCH
+from ..storage import RECEIVED_FILE_MODE, instance_file_name
+from ..uids import is_valid_uid
+from .index import ArchiveIndex, JournalEntry
+from .records import (
+    InstanceRecord,
+    UnreadableInstance,
+    element,
+    instance_record,
+    read_header,
+    text_value,
+)
+
+log = logging.getLogger("dicomnet.archive")
+
+DUPLICATE_KEPT = 0xB006
+"""Warning: the instance was already stored; the copy received was discarded."""
+DATA_SET_DOES_NOT_MATCH = IDENTIFIER_DOES_NOT_MATCH  # A900 in Storage too (PS3.4 B.2.3)
+
+
+class DuplicatePolicy(enum.Enum):
+    """What a C-STORE of a SOP Instance UID already stored does."""
+
+    KEEP_FIRST = "keep-first"  # keep the stored one, answer a warning (B006)
+    REPLACE = "replace"  # the new one replaces it (file and index rows)
+    REFUSE = "refuse"  # keep the stored one, answer a failure (0111)
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """What a C-STORE response says: ``status``, the Error Comment (empty on success),
+    and the file the instance is kept in (None when nothing was kept)."""
+
+    status: int
+    comment: str = ""
+    path: Path | None = None
+
+    def response_fields(self) -> dict[str, str]:
+        """The keyword arguments of ``SendCStoreResponse`` beyond the status."""
+        return {"ErrorComment": self.comment} if self.comment else {}
+
+
+@dataclass
+class ReconcileReport:
+    """What ``reconcile`` did: files found in place and indexed, stores forgotten
+    (their file never moved), obsolete files deleted, entries left to their owner
+    (another process, still running) and entries it could not resolve (with why)."""
+
+    indexed: list[str] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.indexed)} indexed, {len(self.forgotten)} unfinished store(s) "
+            f"forgotten, {len(self.deleted)} obsolete file(s) deleted, "
+            f"{len(self.skipped)} left to running processes, {len(self.failed)} failed"
+        )
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, comment: str) -> None:
+        super().__init__(comment)
+        self.outcome = StoreOutcome(status, comment)
+
+
+class Archive:
+    """Stored instances under ``root`` and their ``index``. ``store`` may be called from
+    several threads at once (not from the network loop: it reads, writes and fsyncs),
+    and from several processes sharing one index; call ``reconcile`` once at start-up,
+    before the first ``store``."""
+
+    def __init__(
+        self,
+        root: Path,
+        index: ArchiveIndex,
+        policy: DuplicatePolicy = DuplicatePolicy.KEEP_FIRST,
+    ) -> None:
+        self.root = Path(root).absolute()
+        self.index = index
+        self.policy = policy
+        self._host = socket.gethostname()
+        self._owner = f"{self._host}:{os.getpid()}"
+        self._busy: set[str] = set()  # SOP Instance UIDs being stored by this process
+        self._idle = threading.Condition()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # -- storing -------------------------------------------------------------------------
+
+    def store(
+        self, spooled_file: str | os.PathLike[str], sop_class: str, sop_instance: str
+    ) -> StoreOutcome:
+        """Keep the received instance ``spooled_file`` (moved away or deleted: it is
+        gone on return), ``sop_class`` and ``sop_instance`` being the command's Affected
+        SOP Class and Instance UIDs. See the module for the statuses."""
+        spool = Path(spooled_file)
+        try:
+            header = _checked_header(spool, sop_class.strip(), sop_instance.strip())
+            with self._storing(sop_instance.strip()):
+                return self._store(spool, header, sop_class.strip(), sop_instance.strip())
+        except _Refused as refused:
+            log.warning("C-STORE of %s refused: %s", sop_instance, refused)
+            return refused.outcome
+        finally:
+            spool.unlink(missing_ok=True)
+
+    def _store(self, spool: Path, header: Dataset, sop_class: str, uid: str) -> StoreOutcome:
+        study, series = str(header.StudyInstanceUID).strip(), str(header.SeriesInstanceUID).strip()
+        final = self.root / study / series / instance_file_name(sop_class, uid)
+        try:
+            existing = self.index.instance(uid)
+            obsolete: str | None = None
+            if existing is not None:
+                if self.policy is DuplicatePolicy.KEEP_FIRST:
+                    return StoreOutcome(
+                        DUPLICATE_KEPT,
+                        "SOP Instance already stored; the copy received was discarded",
+                        Path(existing),
+                    )
+                if self.policy is DuplicatePolicy.REFUSE:
+                    return StoreOutcome(
+                        DicomCommandStatusType.DuplicateInstance,
+                        "SOP Instance already stored; refused (duplicates are not accepted)",
+                    )
+                obsolete = existing if existing != str(final) else None
+            record = instance_record(header, final, spool.stat().st_size)
+            _fsync_file(spool, RECEIVED_FILE_MODE)
+            _make_directories(final.parent)
+            entry = self.index.journal_add(
+                JournalEntry(uid, str(final), str(spool), obsolete, str(self.root), self._owner)
+            )
+            os.replace(spool, final)
+            _fsync_directory(final.parent)
+            self._commit(entry, record)
+        except OSError as exc:
+            log.error("cannot store %s: %s", uid, exc)
+            return StoreOutcome(
+                DicomCommandStatusType.RefusedOutOfResources,
+                f"cannot write the instance: {exc.strerror or exc}",
+            )
+        except Exception as exc:  # the database failed (each driver has its own errors)
+            log.error("cannot index %s: %s", uid, exc)
+            return StoreOutcome(
+                DicomCommandStatusType.RefusedOutOfResources, "the archive index failed"
+            )
+        log.info("stored %s", final)
+        return StoreOutcome(DicomCommandStatusType.Success, "", final)
+
+    def _commit(self, entry: JournalEntry, record: InstanceRecord) -> None:
+        obsolete = self.index.journal_commit(entry, record)
+        if obsolete is not None:
+            Path(obsolete).unlink(missing_ok=True)
+            self.index.journal_done(entry)
+
+    @contextmanager
+    def _storing(self, uid: str) -> Iterator[None]:
+        """One store of a SOP Instance UID at a time in this process, so that the
+        duplicate policy sees the first one finished."""
+        with self._idle:
+            while uid in self._busy:
+                self._idle.wait()
+            self._busy.add(uid)
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy.discard(uid)
+                self._idle.notify_all()
+
+    # -- start-up ------------------------------------------------------------------------
+
+    def reconcile(self) -> ReconcileReport:
+        """Resolve the stores a crash interrupted, from the journal (see the module).
+        Entries of another process still running on this host, or of another host, are
+        left to their owner."""
+        report = ReconcileReport()
+        for entry in self.index.journal_entries(str(self.root)):
+            if not self._orphaned(entry):
+                report.skipped.append(entry.final_path)
+                continue
+            try:
+                self._resolve(entry, report)
+            except Exception as exc:  # one bad entry must not stop the others
+                log.error("cannot resolve the store of %s: %s", entry.final_path, exc)
+                report.failed.append(f"{entry.final_path}: {exc}")
+        log.info("reconciled %s: %s", self.root, report)
+        return report
+
+    def _orphaned(self, entry: JournalEntry) -> bool:
+        host, _, pid = entry.owner.rpartition(":")
+        if host != self._host or not pid.isdigit():
+            return False
+        if int(pid) == os.getpid():
+            return True  # an earlier life of this process id (this one has not stored yet)
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, someone else's
+            return False
+        return False
+
+    def _resolve(self, entry: JournalEntry, report: ReconcileReport) -> None:
+        final = Path(entry.final_path)
+        if entry.state == "committed":
+            self._delete_obsolete(entry, report)
+        elif final.is_file():
+            try:
+                record = instance_record(read_header(final), final, final.stat().st_size)
+            except UnreadableInstance as exc:
+                report.failed.append(f"{final}: {exc}")
+                return
+            if record.sop_instance_uid != entry.sop_instance_uid:
+                report.failed.append(f"{final}: holds {record.sop_instance_uid}")
+                return
+            obsolete = self.index.journal_commit(entry, record)
+            report.indexed.append(str(final))
+            if obsolete is not None:
+                self._delete_obsolete(
+                    JournalEntry(**{**entry.__dict__, "obsolete_path": obsolete}), report
+                )
+        else:
+            self.index.journal_done(entry)
+            report.forgotten.append(str(final))
+        Path(entry.spool_path).unlink(missing_ok=True)
+
+    def _delete_obsolete(self, entry: JournalEntry, report: ReconcileReport) -> None:
+        obsolete = entry.obsolete_path
+        if obsolete and self.index.instance(entry.sop_instance_uid) != obsolete:
+            Path(obsolete).unlink(missing_ok=True)
+            report.deleted.append(obsolete)
+        self.index.journal_done(entry)
+
+
+def _checked_header(spool: Path, sop_class: str, sop_instance: str) -> Dataset:
+    """The spooled data set's header, checked against the command (see the module)."""
+    try:
+        header = read_header(spool)
+    except UnreadableInstance as exc:
+        raise _Refused(CANNOT_UNDERSTAND, f"cannot read the data set: {exc.__cause__}") from exc
+    data_class = text_value(element(header, "SOPClassUID"))
+    data_instance = text_value(element(header, "SOPInstanceUID"))
+    if not data_class or not data_instance:
+        missing = "SOP Class UID" if not data_class else "SOP Instance UID"
+        raise _Refused(CANNOT_UNDERSTAND, f"the data set has no {missing}")
+    if data_instance != sop_instance:
+        raise _Refused(
+            DATA_SET_DOES_NOT_MATCH,
+            f"the data set's SOP Instance UID is not the command's: {data_instance}",
+        )
+    if data_class != sop_class:
+        raise _Refused(
+            DATA_SET_DOES_NOT_MATCH,
+            f"the data set's SOP Class UID is not the command's: {data_class}",
+        )
+    for keyword, value in (
+        ("SOPInstanceUID", data_instance),
+        ("StudyInstanceUID", text_value(element(header, "StudyInstanceUID"))),
+        ("SeriesInstanceUID", text_value(element(header, "SeriesInstanceUID"))),
+    ):
+        if not value or not is_valid_uid(value, strict=False):
+            raise _Refused(
+                DATA_SET_DOES_NOT_MATCH, f"{keyword} {value or '(none)'} is not a valid UID"
+            )
+    return header
+
+
+def _fsync_file(path: Path, mode: int) -> None:
+    """Give the file ``mode`` and write its content to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fchmod(descriptor, mode)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make the entries of directory ``path`` (a rename into it) durable."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _make_directories(path: Path) -> None:
+    """Create ``path`` and its missing parents, each made durable in its parent."""
+    missing: list[Path] = []
+    current = path
+    while not current.is_dir():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:  # another thread or process made it first
+            continue
+        _fsync_directory(directory.parent)
