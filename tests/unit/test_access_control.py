@@ -13,6 +13,7 @@ import pytest
 
 from dicomnet import DicomAssociate, DicomNet, Timeouts
 from dicomnet.access import LIMIT_REFUSAL, AccessControl, AssociationSlots
+from dicomnet.associate import AcceptPolicy, build_accept
 from dicomnet.enums import (
     DicomAssociateRejectReasonType,
     DicomAssociateRejectResultType,
@@ -128,7 +129,7 @@ def serve() -> Iterator[Callable[[AccessControl], Server]]:
         DicomNet.Shutdown()
 
 
-def connect(server: AcceptingServer, calling: str = "SCU") -> DicomNet:
+def connect(server: DicomNet, calling: str = "SCU") -> DicomNet:
     scu = DicomNet(None, timeouts=TIMEOUTS)
     scu.Connect(None, 0, "127.0.0.1", server.HostPort)
     scu.wait_connected(WAIT)
@@ -140,13 +141,13 @@ def connect(server: AcceptingServer, calling: str = "SCU") -> DicomNet:
     return scu
 
 
-def associated(server: AcceptingServer, calling: str = "SCU") -> DicomNet:
+def associated(server: DicomNet, calling: str = "SCU") -> DicomNet:
     scu = connect(server, calling)
     scu.wait_associated(WAIT)
     return scu
 
 
-def raw_association(server: AcceptingServer) -> socket.socket:
+def raw_association(server: DicomNet) -> socket.socket:
     """A socket associated by hand (A-ASSOCIATE-RQ out, A-ASSOCIATE-AC in)."""
     request = DicomAssociate(True)
     request.Called, request.Calling = "SCP", "RAW"
@@ -160,7 +161,7 @@ def raw_association(server: AcceptingServer) -> socket.socket:
     return sock
 
 
-def rejected(server: AcceptingServer, calling: str = "SCU") -> tuple[int, int, int]:
+def rejected(server: DicomNet, calling: str = "SCU") -> tuple[int, int, int]:
     scu = connect(server, calling)
     try:
         with pytest.raises(AssociationRejected) as caught:
@@ -216,3 +217,60 @@ def test_the_limit_frees_slots_however_associations_end(
         scu.Close()
         server.ended.get(timeout=WAIT)
     assert server.slots.count == 0
+
+
+# -- a plain DicomNet using the same values ------------------------------------------------
+
+RULES = AccessControl.from_lists(denied_calling=["EVIL"], max_associations=1)
+SLOTS = AssociationSlots()
+
+
+class PlainChild(DicomNet):
+    """A LEADTOOLS-style acceptor applying ``AccessControl`` itself."""
+
+    def OnReceiveAssociateRequest(self, association: DicomAssociate) -> None:
+        refusal = RULES.refusal(association.Calling, self.PeerAddress) or SLOTS.take(
+            self, RULES.max_associations
+        )
+        if refusal is not None:
+            self.SendAssociateReject(refusal.result, refusal.source, refusal.reason)
+            return
+        self.SendAssociateAccept(
+            build_accept(association, AcceptPolicy({VERIFICATION: [IMPLICIT_VR_LE]}))
+        )
+
+    def OnClose(self, error: DicomExceptionCode, net: DicomNet) -> None:
+        SLOTS.free(self)
+
+
+class PlainServer(DicomNet):
+    def __init__(self) -> None:
+        super().__init__(None, timeouts=TIMEOUTS)
+        self.ended: queue.Queue[DicomNet] = queue.Queue()
+
+    def OnAccept(self, error: DicomExceptionCode) -> None:
+        self.Accept(PlainChild(None, timeouts=TIMEOUTS))
+
+    def OnClose(self, error: DicomExceptionCode, net: DicomNet) -> None:
+        if net is not self:
+            self.ended.put(net)
+
+
+def test_a_plain_dicomnet_applies_the_same_rules() -> None:
+    DicomNet.Startup()
+    server = PlainServer()
+    server.Listen("127.0.0.1", 0, 8)
+    try:
+        assert rejected(server, "EVIL") == CALLING_REFUSED
+        server.ended.get(timeout=WAIT)
+        held = associated(server)
+        assert rejected(server) == LIMIT
+        server.ended.get(timeout=WAIT)
+        held.Close()
+        server.ended.get(timeout=WAIT)
+        associated(server).Close()
+        server.ended.get(timeout=WAIT)
+        assert SLOTS.count == 0
+    finally:
+        server.Dispose()
+        DicomNet.Shutdown()

@@ -4,6 +4,8 @@ requestor's required positive response (sessions joined in memory, no sockets), 
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import logging
 import queue
 from collections.abc import Iterator
@@ -366,3 +368,69 @@ def test_requiring_a_response_the_server_does_not_give_fails_clearly() -> None:
     finally:
         listener.Dispose()
         DicomNet.Shutdown()
+
+
+# -- the samples' options -----------------------------------------------------------------
+
+
+@pytest.fixture
+def options(monkeypatch: pytest.MonkeyPatch) -> Any:
+    # A sample run as a program has its folder first on sys.path; do the same here.
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "samples"))
+    return importlib.import_module("identity_options")
+
+
+def scu_args(options: Any, *argv: str) -> Any:
+    parser = argparse.ArgumentParser()
+    options.add_identity_options(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_scu_identity_options_parse_like_dcmtk(options: Any, tmp_path: Path) -> None:
+    args = scu_args(options, "-usr", "alice", "-pwd", "s3cret", "-rsp")
+    assert options.identity_from(args) == UserIdentity.username_and_passcode("alice", "s3cret")
+    assert args.pos_response
+    assert options.identity_from(scu_args(options, "-usr", "bob")) == UserIdentity.username("bob")
+    empty = options.identity_from(scu_args(options, "-usr", "bob", "-epw"))
+    assert empty == UserIdentity.username_and_passcode("bob", "")
+    token = tmp_path / "token"
+    token.write_bytes(b"a.b.c\n")
+    assert options.identity_from(scu_args(options, "--jwt", str(token))) == UserIdentity.jwt(
+        "a.b.c"
+    )
+    ticket = tmp_path / "ticket"
+    ticket.write_bytes(b"\x00\x01\n")
+    kerberos = options.identity_from(scu_args(options, "-kt", str(ticket)))
+    assert kerberos == UserIdentity.kerberos(b"\x00\x01\n")  # binary: kept as it is
+    assert options.identity_from(scu_args(options)) is None
+    for bad in (["-pwd", "x"], ["-rsp"]):
+        with pytest.raises(DicomException):
+            options.identity_from(scu_args(options, *bad))
+    for unusable in (["-usr", "a", "--jwt", str(token)], ["--saml", str(tmp_path / "missing")]):
+        with pytest.raises(SystemExit):
+            scu_args(options, *unusable)
+    request = _verification_request()
+    options.apply_identity(request, UserIdentity.username("bob"), True)
+    assert request.require_user_identity_response
+    assert request.user_identity == UserIdentityRQ(1, True, b"bob", b"")
+
+
+def test_scp_access_options(options: Any, tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    users.write_text("alice:s3cret\n")
+    parser = argparse.ArgumentParser()
+    options.add_access_options(parser)
+    args = parser.parse_args(
+        ["--user-file", str(users), "--deny-calling", "EVIL", "--deny-calling", "WORSE"]
+        + ["--allow-peer", "10.0.0.0/8", "--max-associations", "3"]
+    )
+    settings = options.access_settings(args)
+    assert settings["identity"].required and "alice" in settings["identity"].validator
+    access = settings["access_control"]
+    assert access.denied_calling == {"EVIL", "WORSE"} and access.max_associations == 3
+    assert access.peer_allowed("10.1.1.1") and not access.peer_allowed("192.0.2.1")
+    assert options.access_settings(parser.parse_args([]))["identity"] is None
+    users.write_text("alice\nalice\n")
+    for bad in (["--user-file", str(users)], ["--allow-peer", "10.0.0.1/8"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
