@@ -68,7 +68,7 @@ def check_hierarchical(model: str, level: str, identifier: Dataset) -> None:
     ``level``. Raises ``InvalidQuery`` (A900) saying which key is missing."""
     for above in levels_above(model, level):
         keyword = UNIQUE_KEY_OF_LEVEL[above]
-        element = identifier.get(keyword)
+        element = identifier.data_element(keyword)  # .get(keyword) gives the value
         value = "" if element is None or element.is_empty else element.value
         if not isinstance(value, str) or not value.strip() or "*" in value or "?" in value:
             raise InvalidQuery(

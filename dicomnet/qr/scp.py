@@ -45,12 +45,13 @@ from ..storage import (
     storage_contexts_for,
 )
 from ..uids import UNCOMPRESSED_TRANSFER_SYNTAXES
-from .index import QueryIndex
+from .index import QueryIndex, QueryOptions
+from .matching import IDENTIFIER_DOES_NOT_MATCH as IDENTIFIER_DOES_NOT_MATCH  # re-exported
+from .matching import InvalidQuery
 from .models import LEVELS_OF_MODEL, query_level
 
 log = logging.getLogger("dicomnet.qr")
 
-IDENTIFIER_DOES_NOT_MATCH = 0xA900  # PS3.4 C.4.1.1.4: identifier does not match SOP class
 
 QUERY_RETRIEVE_SUPPORTED: Mapping[str, Sequence[str]] = {
     **VERIFICATION_ONLY,
@@ -80,20 +81,16 @@ def answer_extended_negotiation(sop_class: str, proposed: bytes) -> bytes | None
     )
 
 
-@dataclass(frozen=True)
-class NegotiatedQuery:
-    """What SOP class extended negotiation agreed on for one context (PS3.4 C.5):
-    relational queries (or retrieval) instead of hierarchical ones, and combined
-    date-time matching of date and time keys (C.2.2.2.5)."""
-
-    relational: bool = False
-    combined_datetime: bool = False
-
-    @classmethod
-    def of(cls, reply: bytes | None) -> NegotiatedQuery:
-        """Read from the accept's extended negotiation reply (None: none was sent)."""
-        data = reply or b""
-        return cls(data[:1] == b"\x01", data[1:2] == b"\x01")
+def negotiated_options(model: str, reply: bytes | None) -> QueryOptions:
+    """The ``QueryOptions`` of a request on ``model``'s context, from the extended
+    negotiation reply the association was accepted with (None: none was sent): byte 1
+    relational queries (or retrieval), byte 2 combined date-time matching (C-FIND)."""
+    data = reply or b""
+    return QueryOptions(
+        model=model,
+        relational=data[:1] == b"\x01",
+        combined_datetime=model in QUERY_RETRIEVE_FIND and data[1:2] == b"\x01",
+    )
 
 
 class RetrieveResponder(Protocol):
@@ -303,9 +300,10 @@ class QueryRetrieveConnection(AcceptedConnection):
         data_set: Dataset | None,
     ) -> None:
         respond = partial(self.SendCFindResponse, presentation_id, message_id, affected_class)
+        options = self.query_options(presentation_id, affected_class)
         self.requests.start(
             message_id,
-            partial(self.find, respond, message_id, affected_class, data_set or Dataset()),
+            partial(self.find, respond, message_id, options, data_set or Dataset()),
             lambda exc: respond(CANNOT_UNDERSTAND, None, **error_comment(exc)),
         )
 
@@ -318,9 +316,10 @@ class QueryRetrieveConnection(AcceptedConnection):
         data_set: Dataset | None,
     ) -> None:
         respond = partial(self.SendCGetResponse, presentation_id, message_id, affected_class)
+        options = self.query_options(presentation_id, affected_class)
         self.requests.start(
             message_id,
-            partial(self.get, respond, affected_class, data_set or Dataset()),
+            partial(self.get, respond, options, data_set or Dataset()),
             partial(_respond_unable, respond),
         )
 
@@ -334,13 +333,14 @@ class QueryRetrieveConnection(AcceptedConnection):
         data_set: Dataset | None,
     ) -> None:
         respond = partial(self.SendCMoveResponse, presentation_id, message_id, affected_class)
+        options = self.query_options(presentation_id, affected_class)
         self.requests.start(
             message_id,
             partial(
                 self.move,
                 respond,
                 message_id,
-                affected_class,
+                options,
                 move_ae.strip(),
                 data_set or Dataset(),
             ),
@@ -357,18 +357,20 @@ class QueryRetrieveConnection(AcceptedConnection):
         self,
         respond: Callable[..., None],
         message_id: int,
-        affected_class: str,
+        options: QueryOptions,
         identifier: Dataset,
         cancel: threading.Event,
     ) -> None:
-        """Answer a C-FIND: a pending response per match, then Success or Cancel."""
+        """Answer a C-FIND: a pending response per match, then Success or Cancel; an
+        identifier the index cannot answer gets the failure ``InvalidQuery`` names."""
         try:
-            level = query_level(affected_class, identifier)
-        except ValueError as exc:
-            respond(IDENTIFIER_DOES_NOT_MATCH, None, **error_comment(exc))
+            level = _query_level(options.model, identifier)
+            matches = self.listener.index.find(level, identifier, options=options)
+            sent = answer_find(respond, self._with_retrieve_ae(matches), cancel)
+        except InvalidQuery as exc:
+            log.info("C-FIND %d refused: %s", message_id, exc)
+            respond(exc.status, None, **error_comment(exc))
             return
-        matches = self._with_retrieve_ae(self.listener.index.find(level, identifier))
-        sent = answer_find(respond, matches, cancel)
         cancelled = ", cancelled" if cancel.is_set() else ""
         log.info("C-FIND %d: %d match(es)%s", message_id, sent, cancelled)
 
@@ -380,12 +382,12 @@ class QueryRetrieveConnection(AcceptedConnection):
     def get(
         self,
         respond: RetrieveResponder,
-        affected_class: str,
+        options: QueryOptions,
         identifier: Dataset,
         cancel: threading.Event,
     ) -> None:
         """Answer a C-GET: C-STOREs on this association, where the requestor is SCP."""
-        headers, unreadable = self._retrieve_headers(affected_class, identifier, respond)
+        headers, unreadable = self._retrieve_headers(options, identifier, respond)
         if headers is None:
             return
         contexts = [context for context in self._negotiated() if context.requestor_is_scp]
@@ -396,7 +398,7 @@ class QueryRetrieveConnection(AcceptedConnection):
         self,
         respond: RetrieveResponder,
         message_id: int,
-        affected_class: str,
+        options: QueryOptions,
         destination: str,
         identifier: Dataset,
         cancel: threading.Event,
@@ -414,7 +416,7 @@ class QueryRetrieveConnection(AcceptedConnection):
                 **error_comment(f"unknown move destination {destination}"),
             )
             return
-        headers, unreadable = self._retrieve_headers(affected_class, identifier, respond)
+        headers, unreadable = self._retrieve_headers(options, identifier, respond)
         if headers is None:
             return
         if not headers:  # nothing to send, so no sub-association: the final response only
@@ -449,12 +451,12 @@ class QueryRetrieveConnection(AcceptedConnection):
         finally:
             sub.close()
 
-    def negotiated_query(self, presentation_id: int) -> NegotiatedQuery:
-        """The extended negotiation agreed on the context of a request."""
+    def query_options(self, presentation_id: int, model: str) -> QueryOptions:
+        """How the index answers a request on ``model`` on this context: what extended
+        negotiation agreed on (hierarchical, separate dates and times, by default)."""
         accept = self.Association
-        if accept is None:
-            return NegotiatedQuery()
-        return NegotiatedQuery.of(accept.GetExtendedData(presentation_id))
+        reply = accept.GetExtendedData(presentation_id) if accept is not None else None
+        return negotiated_options(model, reply)
 
     def _negotiated(self) -> list[NegotiatedContext]:
         request, accept = self.association_request, self.Association
@@ -463,16 +465,17 @@ class QueryRetrieveConnection(AcceptedConnection):
         return list(negotiated_contexts(request, accept).values())
 
     def _retrieve_headers(
-        self, affected_class: str, identifier: Dataset, respond: RetrieveResponder
+        self, options: QueryOptions, identifier: Dataset, respond: RetrieveResponder
     ) -> tuple[list[Part10File] | None, int]:
         """(headers of the files to retrieve, how many matched files cannot be read);
-        (None, 0) after answering an identifier that does not fit the model."""
+        (None, 0) after answering an identifier the index cannot answer."""
         try:
-            level = query_level(affected_class, identifier)
-        except ValueError as exc:
-            respond(IDENTIFIER_DOES_NOT_MATCH, -1, 0, 0, 0, None, **error_comment(exc))
+            level = _query_level(options.model, identifier)
+            files = self.listener.index.files(level, identifier, options=options)
+        except InvalidQuery as exc:
+            log.info("retrieve refused: %s", exc)
+            respond(exc.status, -1, 0, 0, 0, None, **error_comment(exc))
             return None, 0
-        files = self.listener.index.files(level, identifier)
         headers = read_headers(
             files, lambda path, exc: log.warning("cannot send %s: %s", path, exc)
         )
@@ -574,6 +577,14 @@ def _get_store_status(
             f"no SCP role context for {part10.sop_class_uid}",
         )
     return send_instance(net, contexts, part10).status
+
+
+def _query_level(model: str, identifier: Dataset) -> str:
+    """``query_level``, a level the model does not have raising ``InvalidQuery`` (A900)."""
+    try:
+        return query_level(model, identifier)
+    except ValueError as exc:
+        raise InvalidQuery(str(exc)) from exc
 
 
 def _respond_unable(respond: RetrieveResponder, error: Exception) -> None:

@@ -504,6 +504,11 @@ def test_pynetdicom_cancels_a_c_find_with_many_matches_on_qrscp(
     query = Dataset()
     query.QueryRetrieveLevel = "IMAGE"
     query.SOPInstanceUID = ""
+    above = dcmread(big_archive[0].path, stop_before_pixels=True)  # a hierarchical query
+    query.StudyInstanceUID, query.SeriesInstanceUID = (
+        above.StudyInstanceUID,
+        above.SeriesInstanceUID,
+    )
     with qrscp(big_archive[0].path.parent) as port:
         assoc = ae.associate(LOOPBACK, port, ae_title=QRSCP_AE)
         statuses = []
@@ -870,6 +875,10 @@ def test_findscu_cancel_after_against_qrscp(
             "QueryRetrieveLevel=IMAGE",
             "-k",
             "SOPInstanceUID",
+            "-k",  # a hierarchical query names the study and series above
+            f"StudyInstanceUID={big_archive[0].study_uid}",
+            "-k",
+            f"SeriesInstanceUID={dcmread(big_archive[0].path).SeriesInstanceUID}",
             LOOPBACK,
             str(port),
         )

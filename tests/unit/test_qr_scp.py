@@ -12,8 +12,14 @@ from pydicom import Dataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from dicomnet import DicomCommandStatusType, DicomException, DicomExceptionCode, Part10File
-from dicomnet.qr import BackgroundRequests, SubOperations, failed_instances, run_suboperations
-from dicomnet.qr.scp import NegotiatedQuery, answer_extended_negotiation
+from dicomnet.qr import (
+    BackgroundRequests,
+    QueryOptions,
+    SubOperations,
+    failed_instances,
+    run_suboperations,
+)
+from dicomnet.qr.scp import answer_extended_negotiation, negotiated_options
 from dicomnet.sopclasses import STUDY_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE
 
 Status = DicomCommandStatusType
@@ -169,13 +175,19 @@ def test_extended_negotiation_ignores_other_sop_classes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reply", "relational", "combined"),
-    [(None, False, False), (b"", False, False), (b"\x01", True, False), (b"\x00\x01", False, True)],
+    ("model", "reply", "relational", "combined"),
+    [
+        (STUDY_ROOT_FIND, None, False, False),
+        (STUDY_ROOT_FIND, b"", False, False),
+        (STUDY_ROOT_FIND, b"\x01", True, False),
+        (STUDY_ROOT_FIND, b"\x00\x01", False, True),
+        (STUDY_ROOT_MOVE, b"\x01\x01", True, False),  # byte 2 of C-MOVE is not date-time
+    ],
 )
-def test_the_negotiated_query_is_read_from_the_reply(
-    reply: bytes | None, relational: bool, combined: bool
+def test_the_query_options_are_read_from_the_reply(
+    model: str, reply: bytes | None, relational: bool, combined: bool
 ) -> None:
-    assert NegotiatedQuery.of(reply) == NegotiatedQuery(relational, combined)
+    assert negotiated_options(model, reply) == QueryOptions(model, relational, combined)
 
 
 def test_the_final_response_says_why_a_sub_operation_could_not_be_sent() -> None:
