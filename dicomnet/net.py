@@ -683,6 +683,7 @@ class DicomNet(TlsSurface, DimseServices):
         except DicomException as exc:  # the context could not be made: refuse the peer
             log.error("cannot secure the connection with %s:%d: %s", *self._peer, exc)
             sock.close()
+            self._outcome.set(connect_result=exc.Code, connect_message=str(exc), ended=True)
             return
         self._channel = StreamChannel(
             loop,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import warnings
 
 from ..enums import DicomOpenSslOptionsFlags, DicomSslMethodType
 from ..errors import DicomException, DicomExceptionCode
@@ -69,7 +70,9 @@ def build_context(
         log.warning("TLS profile %s: %s", profile.name, profile.warning)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server_side else ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
-    context.minimum_version, context.maximum_version = _versions(settings)
+    with warnings.catch_warnings():  # TLS 1.0 is deprecated: the profile says so in the log
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version, context.maximum_version = _versions(settings)
     for flag, option in _OPTIONS.items():
         if settings.options & flag:
             context.options |= option
