@@ -17,6 +17,11 @@ Two shapes differ from the wire and are mapped here:
 - An A-ASSOCIATE-AC carries no abstract syntax; ``from_pdu`` takes it from the
   association's own request, so pass that request when decoding an accept.
 
+User identity (58H/59H, PS3.7 D.3.3.7) has typed helpers (``set_username``,
+``set_kerberos_ticket``, ``set_saml_assertion``, ``set_jwt``, taking
+``dicomnet.identity`` values); whether the requestor insists on a positive response is
+local policy kept beside the request (``require_user_identity_response``), not sent.
+
 No I/O happens here.
 """
 
