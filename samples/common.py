@@ -24,6 +24,7 @@ from identity_options import (
     apply_identity,
     identity_from,
 )
+from tls_options import add_tls_options, apply_tls
 
 from dicomnet import DicomAssociate, DicomException, DicomNet, Timeouts
 from dicomnet.scu import accepted_context_id, open_association
@@ -78,6 +79,7 @@ def add_common_options(parser: argparse.ArgumentParser, *, scu: bool) -> None:
     parser.add_argument(
         "-d", "--debug", action="store_true", help="log everything, with full PDU dumps"
     )
+    add_tls_options(parser, scu=scu)
 
 
 def setup_logging(args: argparse.Namespace) -> None:
@@ -124,6 +126,7 @@ def associate_for(
     the context accepted for ``sop_class``. Without one, abort and raise NotAccepted.
     The user identity options (-usr, -rsp...) are applied to ``request``."""
     propose_identity(request, args)
+    apply_tls(net, args)
     accepted = open_association(net, args.peer, args.port, request)
     presentation_id = accepted_context_id(accepted, sop_class)
     if presentation_id is None:
@@ -187,6 +190,7 @@ def serve(program: str, server: DicomNet, args: argparse.Namespace, note: str = 
     """Listen as ``args`` say, announce the port, serve until SIGTERM or SIGINT, then
     close and shut the engine down (``DicomNet.Startup`` was called by the caller)."""
     try:
+        apply_tls(server, args)
         server.Listen(args.bind, args.port, server.config.listen_backlog)
     except DicomException as exc:
         DicomNet.Shutdown()

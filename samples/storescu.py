@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from common import add_common_options, fail, propose_identity, setup_logging, timeouts_from
+from tls_options import apply_tls
 from tqdm import tqdm
 
 from dicomnet import (
@@ -160,6 +161,7 @@ def store_on_one_association(
     try:
         request = build_request(args.aet, args.aec, args.pdu, contexts)
         propose_identity(request, args)
+        apply_tls(net, args)
         accepted = open_association(net, args.peer, args.port, request)
         negotiated = list(negotiated_contexts(request, accepted).values())
         for file in files:
