@@ -1,22 +1,31 @@
 #!/usr/bin/env python3
-"""Query/Retrieve SCP: a small archive answering C-FIND, C-GET and C-MOVE on PORT
-(PS3.4 annex C, Patient Root and Study Root information models), plus C-ECHO and C-STORE
-so that a storescu can fill it.
+"""Query/Retrieve SCP: an archive on PORT answering C-ECHO, C-STORE, C-FIND, C-GET and
+C-MOVE (PS3.4 annexes A, B and C: Patient Root and Study Root information models) and
+C-CANCEL, and, with --worklist-dir, Modality Worklist C-FIND (PS3.4 annex K).
 
-At start it indexes the Part-10 files under --storage-dir (headers only); received
-instances are written there as ``<modality>.<SOP instance UID>`` and indexed at once. C-MOVE
-destinations are known by AE title from ``--move-destination AE=HOST:PORT``.
+Received instances go into the archive under --storage-dir, written atomically in a
+study/series/instance layout and indexed in the database --database names
+(``sqlite:///PATH``, default ``sqlite:///<storage-dir>/index.db``, or
+``postgresql://...`` for an index several archives share). A duplicate SOP Instance UID
+follows --duplicates: keep the first (answered with a warning), replace it, or refuse
+it. At start the archive reconciles its files with the index (what a crash left half
+done); it does not rescan everything. C-MOVE destinations are known by AE title from
+``--move-destination AE=HOST:PORT``. Worklist items are the ``*.wl`` files in
+--worklist-dir (Part-10 files or plain data sets, as DCMTK's wlmscpfs reads them), read
+for every query.
 
-The query/retrieve service is ``dicomnet.qr.QueryRetrieveServer``: each request is worked
-on off the network loop, sending its responses and C-STORE sub-operations; C-CANCEL stops
-it between two of them.
+Storing, queries and file reads run off the network loop, so one slow client never
+stalls another; responses and sub-operations are sent as they are ready, and C-CANCEL
+stops a request between two of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from functools import partial
 from pathlib import Path
 
 from common import (
@@ -33,28 +42,41 @@ from dicomnet import (
     CANNOT_UNDERSTAND,
     DicomCommandPriorityType,
     DicomCommandStatusType,
+    DicomException,
     DicomNet,
 )
-from dicomnet.qr import (
-    QUERY_RETRIEVE_SUPPORTED,
-    MemoryIndex,
-    QueryIndex,
-    QueryRetrieveConnection,
-    QueryRetrieveServer,
+from dicomnet.archive import (
+    Archive,
+    ArchiveIndex,
+    DuplicatePolicy,
+    UnreadableInstance,
+    open_index,
 )
+from dicomnet.dimse.part10 import read_part10_header
+from dicomnet.qr import QUERY_RETRIEVE_SUPPORTED, QueryRetrieveConnection, QueryRetrieveServer
+from dicomnet.qr.models import QUERY_TRANSFER_SYNTAXES
+from dicomnet.qr.scp import answer_find, error_comment
 from dicomnet.server import STORAGE_AND_VERIFICATION
-from dicomnet.sopclasses import STORAGE_SOP_CLASSES
-from dicomnet.storage import keep_received_file
+from dicomnet.sopclasses import MODALITY_WORKLIST_FIND, STORAGE_SOP_CLASSES
+from dicomnet.worklist import WorklistFolder
 
 log = logging.getLogger("samples.qrscp")
 
+DUPLICATE_POLICIES = {
+    "keep": DuplicatePolicy.KEEP_FIRST,  # answered with a warning (B006)
+    "replace": DuplicatePolicy.REPLACE,
+    "refuse": DuplicatePolicy.REFUSE,
+}
+SPOOL_FOLDER = "spool"  # received data in transit, inside the storage folder (one file system)
+_HELD_SUFFIX = ".held"  # a spooled instance handed to a worker to store
+
 
 class ArchiveConnection(QueryRetrieveConnection):
-    """One association with a Q/R SCU; C-STOREs go into the archive."""
+    """One association: C-STOREs go into the archive, worklist C-FINDs to the folder."""
 
-    listener: Archive
+    listener: ArchiveServer
 
-    def __init__(self, listener: Archive) -> None:
+    def __init__(self, listener: ArchiveServer) -> None:
         super().__init__(listener)
         self.parse_received_data = False
 
@@ -69,66 +91,116 @@ class ArchiveConnection(QueryRetrieveConnection):
         move_message_id: int,
         data_set: Dataset | None,
     ) -> None:
+        respond = partial(
+            self.SendCStoreResponse, presentation_id, message_id, affected_class, instance
+        )
         received = self.received_file
         if received is None:
-            self.SendCStoreResponse(
-                presentation_id,
-                message_id,
-                affected_class,
-                instance,
-                DicomCommandStatusType.ProcessingFailure,
-            )
+            respond(DicomCommandStatusType.ProcessingFailure)
             return
-        try:  # a rename: quick enough for the loop thread, and the spool file is gone after
-            path = keep_received_file(received, self.listener.storage_dir, affected_class, instance)
+        # The spool file goes when this callback returns; a rename keeps it for the worker.
+        held = received + _HELD_SUFFIX
+        try:
+            os.replace(received, held)
         except OSError as exc:
-            log.error("cannot store %s: %s", instance, exc)
-            self.SendCStoreResponse(
-                presentation_id,
-                message_id,
-                affected_class,
-                instance,
-                DicomCommandStatusType.RefusedOutOfResources,
+            log.error("cannot hold %s for storing: %s", instance, exc)
+            respond(DicomCommandStatusType.RefusedOutOfResources, **error_comment(exc.strerror))
+            return
+        DicomNet.run_in_background(self._store, held, affected_class, instance, respond)
+
+    def _store(self, held: str, sop_class: str, instance: str, respond: partial[None]) -> None:
+        """Worker thread: store and index the instance (the held file is gone after),
+        then answer."""
+        try:
+            outcome = self.listener.archive.store(held, sop_class, instance)
+        except Exception:  # whatever broke, the requestor gets an answer
+            log.exception("cannot store %s", instance)
+            respond(DicomCommandStatusType.ProcessingFailure)
+            return
+        log.info("C-STORE %s: 0x%04X %s", instance, outcome.status, outcome.comment)
+        respond(outcome.status, **outcome.response_fields())
+
+    def OnReceiveCFindRequest(
+        self,
+        presentation_id: int,
+        message_id: int,
+        affected_class: str,
+        priority: DicomCommandPriorityType,
+        data_set: Dataset | None,
+    ) -> None:
+        worklist = self.listener.worklist
+        if affected_class != MODALITY_WORKLIST_FIND or worklist is None:
+            super().OnReceiveCFindRequest(
+                presentation_id, message_id, affected_class, priority, data_set
             )
             return
-        DicomNet.run_in_background(
-            self._index_and_answer, path, presentation_id, message_id, affected_class, instance
+        respond = partial(self.SendCFindResponse, presentation_id, message_id, affected_class)
+        identifier = data_set or Dataset()
+        self.requests.start(
+            message_id,
+            lambda cancel: log.info(
+                "worklist C-FIND %d: %d match(es)",
+                message_id,
+                answer_find(respond, worklist.find(identifier), cancel),
+            ),
+            lambda exc: respond(CANNOT_UNDERSTAND, None, **error_comment(exc)),
         )
 
-    def _index_and_answer(
-        self, path: Path, presentation_id: int, message_id: int, sop_class: str, instance: str
-    ) -> None:
-        """Worker thread: read the stored file's header into the index, then answer."""
-        try:
-            self.listener.index.add(path)
-        except Exception as exc:  # pydicom raises many types for data it cannot read
-            log.error("stored %s but cannot index it: %s", path, exc)
-            status = CANNOT_UNDERSTAND
-        else:
-            log.info("stored %s", path)
-            status = DicomCommandStatusType.Success
-        self.SendCStoreResponse(presentation_id, message_id, sop_class, instance, status)
 
-
-class Archive(QueryRetrieveServer):
-    """The listener: the index, where its files are, and the move destinations."""
+class ArchiveServer(QueryRetrieveServer):
+    """The listener: the archive and its index, the worklist, the move destinations."""
 
     connection_type = ArchiveConnection
 
-    def __init__(self, args: argparse.Namespace, index: QueryIndex) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        archive: Archive,
+        index: ArchiveIndex,
+        worklist: WorklistFolder | None,
+    ) -> None:
+        supported = {**STORAGE_AND_VERIFICATION, **QUERY_RETRIEVE_SUPPORTED}
+        if worklist is not None:
+            supported[MODALITY_WORKLIST_FIND] = QUERY_TRANSFER_SYNTAXES
         super().__init__(
             args.aet,
             index,
             destinations=dict(args.move_destinations),
-            supported={**STORAGE_AND_VERIFICATION, **QUERY_RETRIEVE_SUPPORTED},
-            temp_path=str(args.storage_dir),
+            supported=supported,
+            temp_path=str(args.storage_dir / SPOOL_FOLDER),
             accept_any_transfer_syntax_for=STORAGE_SOP_CLASSES,  # archived as it comes
             **server_settings(args),
         )
-        self.storage_dir: Path = args.storage_dir
+        self.archive = archive
+        self.worklist = worklist
 
 
-def main(argv: list[str] | None = None) -> int:
+def index_files_in_place(storage: Path, index: ArchiveIndex) -> int:
+    """``--rescan``: index every Part-10 file under ``storage`` the index does not hold,
+    where it is (a folder filled by other means, or a lost index); how many."""
+    added = 0
+    for path in sorted(storage.rglob("*")):
+        if not path.is_file() or SPOOL_FOLDER in path.relative_to(storage).parts:
+            continue
+        try:
+            uid = read_part10_header(path).sop_instance_uid
+            if index.instance(uid) is None:
+                index.add(path)
+                added += 1
+        except (DicomException, OSError, UnreadableInstance) as exc:
+            log.info("not indexed: %s: %s", path, exc)
+    return added
+
+
+def clear_spool(spool: Path) -> None:
+    """Data in transit when the archive last stopped was never acknowledged: it goes."""
+    spool.mkdir(parents=True, exist_ok=True)
+    for leftover in spool.iterdir():
+        if leftover.is_file():
+            leftover.unlink()
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="qrscp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -141,6 +213,26 @@ def main(argv: list[str] | None = None) -> int:
         help="where the archive's files are (default: .)",
     )
     parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="the index: sqlite:///PATH or postgresql://... "
+        "(default: sqlite:///<storage-dir>/index.db)",
+    )
+    parser.add_argument(
+        "--duplicates",
+        choices=sorted(DUPLICATE_POLICIES),
+        default="keep",
+        help="a SOP Instance UID already archived: keep the first and answer with a "
+        "warning (default), replace it, or refuse the new one",
+    )
+    parser.add_argument(
+        "--rescan",
+        action="store_true",
+        help="at start, also index the Part-10 files under --storage-dir that the index "
+        "does not hold, where they are (slow for a big store: normally start-up only "
+        "resolves what a crash left unfinished)",
+    )
+    parser.add_argument(
         "--move-destination",
         dest="move_destinations",
         action="append",
@@ -149,18 +241,49 @@ def main(argv: list[str] | None = None) -> int:
         metavar="AE=HOST:PORT",
         help="a C-MOVE destination (repeat for more)",
     )
-    add_server_options(parser)
-    args = parser.parse_args(argv)
-    setup_logging(args)
-    args.storage_dir.mkdir(parents=True, exist_ok=True)
-    index = MemoryIndex.scan(
-        args.storage_dir, lambda path, exc: log.warning("not indexed: %s: %s", path, exc)
+    parser.add_argument(
+        "--worklist-dir",
+        type=Path,
+        metavar="DIR",
+        help="serve Modality Worklist C-FIND from the *.wl files in DIR",
     )
+    add_server_options(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    setup_logging(args)
+    storage: Path = args.storage_dir.resolve()
+    args.storage_dir = storage
+    clear_spool(storage / SPOOL_FOLDER)
+    url = args.database or f"sqlite:///{storage / 'index.db'}"
+    index = open_index(url)
+    archive = Archive(storage, index, policy=DUPLICATE_POLICIES[args.duplicates])
+    log.info("start-up: %s", archive.reconcile())
+    if args.rescan:
+        log.info("rescan: %d file(s) indexed in place", index_files_in_place(storage, index))
+    worklist = WorklistFolder(args.worklist_dir) if args.worklist_dir else None
 
     DicomNet.Startup()
-    server = Archive(args, index)
-    note = f" with {len(index)} instance(s) from {args.storage_dir}"
-    return serve("qrscp", server, args, note)
+    server = ArchiveServer(args, archive, index, worklist)
+    note = f", archive {storage}, index {redacted(url)}"
+    if worklist is not None:
+        note += f", worklist {args.worklist_dir}"
+    try:
+        return serve("qrscp", server, args, note)
+    finally:
+        index.close()
+
+
+def redacted(url: str) -> str:
+    """A database URL without its password, for the log."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = credentials.partition(":")[0]
+    return f"{scheme}{sep}{user}@{host}"
 
 
 if __name__ == "__main__":

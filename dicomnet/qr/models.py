@@ -4,6 +4,7 @@ their levels, the unique key of each level, and the level an identifier asks for
 from __future__ import annotations
 
 from pydicom import Dataset
+from pydicom.tag import Tag
 
 from ..sopclasses import (
     PATIENT_ROOT_FIND,
@@ -68,7 +69,7 @@ def check_hierarchical(model: str, level: str, identifier: Dataset) -> None:
     ``level``. Raises ``InvalidQuery`` (A900) saying which key is missing."""
     for above in levels_above(model, level):
         keyword = UNIQUE_KEY_OF_LEVEL[above]
-        element = identifier.data_element(keyword)  # .get(keyword) gives the value
+        element = identifier.get(Tag(keyword))  # .get(keyword) would give the value
         value = "" if element is None or element.is_empty else element.value
         if not isinstance(value, str) or not value.strip() or "*" in value or "?" in value:
             raise InvalidQuery(

@@ -184,7 +184,9 @@ def qrscp(sample_server: Callable[..., Any]) -> Callable[..., Any]:
     @contextlib.contextmanager
     def start(storage: Path, *destinations: str) -> Iterator[int]:
         moves = [arg for dest in destinations for arg in ("--move-destination", dest)]
-        with sample_server("qrscp", "-aet", QRSCP_AE, "--storage-dir", str(storage), *moves) as (
+        # --rescan: the tests fill the storage folder with files, not through C-STORE
+        args = ("-aet", QRSCP_AE, "--storage-dir", str(storage), "--rescan", *moves)
+        with sample_server("qrscp", *args) as (
             port,
             _,
         ):
@@ -953,5 +955,10 @@ def test_storescu_fills_qrscp_then_movescu_sends_to_storescp(
         )
         arrived = received_by_uid(store.workdir)
     assert result.returncode == 0, result.stderr
-    assert_same_files(received_by_uid(storage), archive)
+    archived = {
+        read_part10_header(path).sop_instance_uid: read_received(path)
+        for path in storage.rglob("*")  # <study>/<series>/<modality>.<SOP Instance UID>
+        if path.is_file() and len(path.relative_to(storage).parts) == 3
+    }
+    assert_same_files(archived, archive)
     assert_same_files(arrived, of_patient(archive, "PID2"))

@@ -66,3 +66,38 @@ def test_move_destinations_parse(common: ModuleType) -> None:
 def test_progress_leaves_out_an_absent_remaining_count(qrcommon: ModuleType) -> None:
     assert qrcommon.format_progress(3, 2, 1, 0) == "remaining 3, completed 2, failed 1, warning 0"
     assert qrcommon.format_progress(-1, 2, 1, 0) == "completed 2, failed 1, warning 0"
+
+
+@pytest.fixture
+def qrscp(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return sample_module(monkeypatch, "qrscp")
+
+
+def test_archive_options(qrscp: ModuleType, tmp_path: Path) -> None:
+    args = qrscp.parse_arguments(
+        [
+            "--storage-dir",
+            str(tmp_path),
+            "--duplicates",
+            "refuse",
+            "--move-destination",
+            "STORE=127.0.0.1:104",
+            "--worklist-dir",
+            str(tmp_path / "wl"),
+            "0",
+        ]
+    )
+    assert qrscp.DUPLICATE_POLICIES[args.duplicates].name == "REFUSE"
+    assert args.database is None  # the SQLite file in the storage folder
+    assert args.move_destinations == [("STORE", ("127.0.0.1", 104))]
+    assert args.worklist_dir == tmp_path / "wl"
+    assert qrscp.parse_arguments(["0"]).duplicates == "keep"
+    with pytest.raises(SystemExit):
+        qrscp.parse_arguments(["--duplicates", "ignore", "0"])
+
+
+def test_a_database_url_is_logged_without_its_password(qrscp: ModuleType) -> None:
+    assert qrscp.redacted("postgresql://pacs:secret@db:5432/archive") == (
+        "postgresql://pacs@db:5432/archive"
+    )
+    assert qrscp.redacted("sqlite:////srv/archive/index.db") == "sqlite:////srv/archive/index.db"
