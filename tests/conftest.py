@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import NoReturn
 
 import pytest
+from postgres_cluster import postgres_cluster_fixture
 
 from dicomnet import DicomNet
 from dicomnet.loop import VirtualClock
@@ -81,6 +82,10 @@ def require_dcmtk() -> Callable[[str], str]:
 def require_pynetdicom() -> ModuleType:
     """The pynetdicom module, or a skip/fail of the test when it is not installed."""
     return require_pynetdicom_module()
+
+
+postgres_cluster = postgres_cluster_fixture(peer_missing)
+"""A throwaway PostgreSQL cluster for the session (tests/postgres_cluster.py)."""
 
 
 @pytest.fixture
