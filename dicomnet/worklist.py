@@ -14,7 +14,8 @@ ranges, Scheduled Performing Physician's Name) by sequence matching of the one i
 sequence, the record's items that match, each with the keys asked for (all of them
 when the key's item is empty). Keys an item lacks come back empty.
 
-Reading files is slow work: call ``WorklistFolder.find`` off the loop thread.
+A malformed range raises ``InvalidQuery`` (answered A900 with the reason). Reading
+files is slow work: call ``WorklistFolder.find`` off the loop thread.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import Tag
 
-from .qr.matching import identifier_matches, overlay
+from .qr.matching import RANGE_VRS, identifier_matches, key_values, overlay, range_bounds
 
 log = logging.getLogger("dicomnet.worklist")
 
@@ -47,6 +48,16 @@ def worklist_keys(identifier: Dataset) -> list[DataElement]:
     Query/Retrieve Level has no meaning in a worklist)."""
     control = (_SPECIFIC_CHARACTER_SET, _QUERY_RETRIEVE_LEVEL)
     return [element for element in identifier if element.tag not in control]
+
+
+def check_identifier(identifier: Dataset) -> None:
+    """Raise ``InvalidQuery`` (A900, with the reason) for a malformed date, time or
+    date-time range anywhere in the identifier, sequence items included: a query that
+    cannot be answered is refused, not answered with no matches."""
+    for key in identifier.iterall():
+        if key.VR in RANGE_VRS and not key.is_empty:
+            for value in key_values(key):
+                range_bounds(value, key.VR)
 
 
 def item_matches(item: Dataset, identifier: Dataset) -> bool:
@@ -123,7 +134,9 @@ class WorklistFolder:
                 log.warning("worklist item %s left out: no data set in it", path)
 
     def find(self, identifier: Dataset) -> Iterator[Dataset]:
-        """The response identifiers of the items that match ``identifier``."""
+        """The response identifiers of the items that match ``identifier``; raises
+        ``InvalidQuery`` first when it cannot be answered (``check_identifier``)."""
+        check_identifier(identifier)
         for item in self.items():
             if item_matches(item, identifier):
                 yield worklist_response(item, identifier)

@@ -53,7 +53,12 @@ from dicomnet.archive import (
     open_index,
 )
 from dicomnet.dimse.part10 import read_part10_header
-from dicomnet.qr import QUERY_RETRIEVE_SUPPORTED, QueryRetrieveConnection, QueryRetrieveServer
+from dicomnet.qr import (
+    QUERY_RETRIEVE_SUPPORTED,
+    InvalidQuery,
+    QueryRetrieveConnection,
+    QueryRetrieveServer,
+)
 from dicomnet.qr.models import QUERY_TRANSFER_SYNTAXES
 from dicomnet.qr.scp import answer_find, error_comment
 from dicomnet.server import STORAGE_AND_VERIFICATION
@@ -143,8 +148,14 @@ class ArchiveConnection(QueryRetrieveConnection):
                 message_id,
                 answer_find(respond, worklist.find(identifier), cancel),
             ),
-            lambda exc: respond(CANNOT_UNDERSTAND, None, **error_comment(exc)),
+            lambda exc: respond(_failure_status(exc), None, **error_comment(exc)),
         )
+
+
+def _failure_status(error: Exception) -> int:
+    """A worklist query that cannot be answered: the status ``InvalidQuery`` names, or
+    C000 (unable to process) for anything else that broke."""
+    return error.status if isinstance(error, InvalidQuery) else CANNOT_UNDERSTAND
 
 
 class ArchiveServer(QueryRetrieveServer):

@@ -719,3 +719,58 @@ def test_a_stalled_c_get_requestor_does_not_stall_other_clients(
         assoc.release()
         slow.shutdown()
     assert results[-1][0].Status == 0x0000
+
+
+def test_pynetdicom_worklist_query_and_a_malformed_range(
+    archive: Archive, pynetdicom_ae: Any
+) -> None:
+    assoc = associate(pynetdicom_ae, archive.port, MODALITY_WORKLIST_FIND)
+
+    def worklist_query(date: str) -> list[Any]:
+        step = Dataset()
+        step.Modality = "MR"
+        step.ScheduledProcedureStepStartDate = date
+        step.ScheduledStationAETitle = ""
+        identifier = Dataset()
+        identifier.PatientName = ""
+        identifier.ScheduledProcedureStepSequence = [step]
+        return list(assoc.send_c_find(identifier, MODALITY_WORKLIST_FIND))
+
+    both_days = worklist_query("20240601-20240602")
+    malformed = worklist_query("2024-06-01")
+    after = worklist_query("20240602")
+    assoc.release()
+    assert sorted(str(match.PatientName) for _, match in both_days[:-1]) == ["WL^LATER", "WL^MR"]
+    assert both_days[-1][0].Status == 0x0000
+    ((status, identifier),) = malformed
+    assert status.Status == 0xA900 and "2024-06-01" in status.ErrorComment
+    assert [str(match.PatientName) for _, match in after[:-1]] == ["WL^LATER"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "second_status"),
+    [("keep", 0xB006), ("refuse", 0x0111), ("replace", 0x0000)],
+)
+def test_a_duplicate_sop_instance_follows_the_policy(
+    pynetdicom_ae: Any, tmp_path: Path, policy: str, second_status: int
+) -> None:
+    (first, *_) = make_instances(tmp_path / "sent")
+    changed = dcmread(first.path)
+    changed.AccessionNumber = "CHANGED"
+    storage = tmp_path / "store"
+    with running_archive(storage, extra=("--duplicates", policy)) as (port, _):
+        assoc = associate(pynetdicom_ae, port, STUDY_ROOT_FIND, CTImageStorage, MRImageStorage)
+        statuses = [assoc.send_c_store(dcmread(first.path)), assoc.send_c_store(changed)]
+        identifier = query("STUDY", StudyInstanceUID=first.study_uid, AccessionNumber="")
+        (match,) = [m for _, m in assoc.send_c_find(identifier, STUDY_ROOT_FIND) if m]
+        assoc.release()
+    assert [s.Status for s in statuses] == [0x0000, second_status]
+    if second_status:
+        assert statuses[1].ErrorComment
+    kept = dcmread(next(p for p in storage.rglob("*") if first.sop_uid in p.name))
+    assert kept.AccessionNumber == ("CHANGED" if policy == "replace" else first_accession(first))
+    assert match.AccessionNumber == kept.AccessionNumber
+
+
+def first_accession(instance: Instance) -> str:
+    return str(dcmread(instance.path, stop_before_pixels=True).AccessionNumber)

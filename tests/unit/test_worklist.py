@@ -12,7 +12,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from dicomnet.qr import build_identifier, parse_key
+from dicomnet.qr import InvalidQuery, build_identifier, parse_key
 from dicomnet.worklist import WorklistFolder, item_matches, worklist_response
 
 MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
@@ -161,3 +161,19 @@ def test_a_folder_serves_part10_and_plain_items_and_skips_the_rest(tmp_path: Pat
 
 def test_a_missing_folder_has_no_items(tmp_path: Path) -> None:
     assert list(WorklistFolder(tmp_path / "absent").find(query("PatientID"))) == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        f"{SPS}.ScheduledProcedureStepStartDate=2024-06-01",
+        f"{SPS}.ScheduledProcedureStepStartTime=9am",
+        "PatientBirthDate=-",
+    ],
+)
+def test_a_malformed_range_is_refused_before_any_item_is_read(tmp_path: Path, key: str) -> None:
+    folder = WorklistFolder(tmp_path)  # empty: nothing would match anyway
+    with pytest.raises(InvalidQuery) as refused:
+        list(folder.find(query("PatientID", key)))
+    assert refused.value.status == 0xA900
+    assert str(refused.value)
