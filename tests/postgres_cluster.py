@@ -135,3 +135,12 @@ def _cluster(bin_dir: Path) -> Iterator[PostgresCluster]:
             _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], top)
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+def index_url(request: pytest.FixtureRequest, backend: str, directory: Path) -> str:
+    """The URL of an empty archive index on ``backend`` ("sqlite": a file in
+    ``directory``; "postgresql": a new database of the session's cluster)."""
+    if backend == "sqlite":
+        return f"sqlite:///{directory / 'index.db'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return cluster.new_database()

@@ -155,12 +155,13 @@ class Archive:
         try:
             header = _checked_header(spool, sop_class.strip(), sop_instance.strip())
             with self._storing(sop_instance.strip()):
-                return self._store(spool, header, sop_class.strip(), sop_instance.strip())
+                outcome = self._store(spool, header, sop_class.strip(), sop_instance.strip())
         except _Refused as refused:
             log.warning("C-STORE of %s refused: %s", sop_instance, refused)
-            return refused.outcome
-        finally:
-            spool.unlink(missing_ok=True)
+            outcome = refused.outcome
+        # not in a "finally": a process dying mid-store leaves the spool file to reconcile
+        _remove(spool)
+        return outcome
 
     def _store(self, spool: Path, header: Dataset, sop_class: str, uid: str) -> StoreOutcome:
         study, series = str(header.StudyInstanceUID).strip(), str(header.SeriesInstanceUID).strip()
@@ -321,6 +322,13 @@ def _checked_header(spool: Path, sop_class: str, sop_instance: str) -> Dataset:
                 DATA_SET_DOES_NOT_MATCH, f"{keyword} {value or '(none)'} is not a valid UID"
             )
     return header
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:  # the outcome stands; a stale spool file is only litter
+        log.warning("cannot remove %s: %s", path, exc)
 
 
 def _fsync_file(path: Path, mode: int) -> None:

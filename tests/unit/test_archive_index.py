@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from postgres_cluster import index_url
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
@@ -36,10 +37,7 @@ OpenIndex = Callable[..., ArchiveIndex]
 def open_test_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenIndex]:
     """Opens an empty index (again, with ``url=`` the same one) on the parameter's
     database; every index opened is closed after the test."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'index.db'}"
-    else:
-        url = request.getfixturevalue("postgres_cluster").new_database()
+    url = index_url(request, request.param, tmp_path)
     opened: list[ArchiveIndex] = []
 
     def opener(config: IndexConfig = DEFAULT_CONFIG) -> ArchiveIndex:
