@@ -14,8 +14,11 @@ What travels unchanged is compared byte for byte after the file meta information
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -774,3 +777,91 @@ def test_a_duplicate_sop_instance_follows_the_policy(
 
 def first_accession(instance: Instance) -> str:
     return str(dcmread(instance.path, stop_before_pixels=True).AccessionNumber)
+
+
+def test_two_archives_share_one_postgresql_index(
+    postgres_cluster: Any, run_dcmtk: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Two archive processes on one PostgreSQL database: each stores what it receives in
+    its own folder, and each answers queries and retrieves for everything."""
+    instances = make_instances(tmp_path / "sent")
+    halves = {"a": tmp_path / "half-a", "b": tmp_path / "half-b"}
+    for number, instance in enumerate(instances):
+        target = halves["a" if number % 2 else "b"]
+        target.mkdir(exist_ok=True)
+        instance.path.rename(target / instance.path.name)
+    instances = [
+        Instance(halves["a" if n % 2 else "b"] / i.path.name, *dataclasses.astuple(i)[1:])
+        for n, i in enumerate(instances)
+    ]
+    database = ("--database", postgres_cluster.new_database())
+    with (
+        running_archive(tmp_path / "store-a", extra=database) as (port_a, _),
+        running_archive(tmp_path / "store-b", extra=database) as (port_b, _),
+    ):
+        store_with_our_storescu(port_a, halves["a"])
+        store_with_our_storescu(port_b, halves["b"])
+        outputs = [
+            run_dcmtk(
+                "findscu",
+                "-v",
+                "-S",
+                "-aec",
+                AE,
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                "StudyInstanceUID",
+                "-k",
+                "NumberOfStudyRelatedInstances",
+                LOOPBACK,
+                str(port),
+            )
+            for port in (port_a, port_b)
+        ]
+        got = tmp_path / "got"
+        got.mkdir()
+        (study,) = {i.study_uid for i in instances if i.patient_id == "PID1"}
+        retrieved = run_dcmtk(
+            "getscu",
+            "-S",
+            "-aec",
+            AE,
+            "-od",
+            str(got),
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            f"StudyInstanceUID={study}",
+            LOOPBACK,
+            str(port_b),
+        )
+    for result in outputs:
+        output = result.stdout + result.stderr
+        assert set(dcmtk_values(output, "0020,000d")) == {i.study_uid for i in instances}
+        assert sum(map(int, dcmtk_values(output, "0020,1208"))) == len(instances)
+    assert retrieved.returncode == 0, retrieved.stderr
+    assert_same(got, [i for i in instances if i.study_uid == study])  # from both folders
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_demo_passes_every_check_and_leaves_no_process(
+    backend: str, request: pytest.FixtureRequest, require_dcmtk: Callable[[str], str]
+) -> None:
+    require_dcmtk("storescu")  # the demo runs its DCMTK steps when DCMTK is there
+    args = []
+    if backend == "postgresql":
+        args = ["--database", request.getfixturevalue("postgres_cluster").new_database()]
+    result = peers.run_client(
+        [sys.executable, str(peers.SAMPLES_DIR / "demo.py"), *args], env=peers.sample_env()
+    )
+    assert result.returncode == 0, result.stdout
+    assert "every check passed" in result.stdout
+    assert "skipped" not in result.stdout.partition("\nreport\n")[2]
+    assert "FAILED" not in result.stdout
+    workdir = re.search(r"--storage-dir (\S+)/archive", result.stdout)
+    assert workdir is not None
+    leftovers = subprocess.run(
+        ["pgrep", "-f", re.escape(workdir[1])], capture_output=True, text=True, check=False
+    )
+    assert leftovers.stdout == "", "the demo left servers running"
