@@ -10,7 +10,9 @@ instance to a directory) and nothing else: no logging, no progress output.
     peers.py dicomnet-store INDIR PORT     peers.py pynetdicom-store INDIR PORT
     peers.py dicomnet-echo COUNT PORT      peers.py pynetdicom-echo COUNT PORT
 
-Every role takes ``--pdu`` (the maximum PDU length it announces). SCUs exit 0 when every
+Every role takes ``--pdu`` (the maximum PDU length it announces); the dicomnet roles
+also ``--tls KEY CERT CA`` (TLS with mutual authentication, the default profile). SCUs
+exit 0 when every
 request succeeded; otherwise they print the failure on stderr and exit 1. SCPs run until
 they are killed.
 """
@@ -39,6 +41,26 @@ SCP_AE = "BENCHSCP"
 SUCCESS = 0x0000
 
 
+TlsFiles = tuple[str, str, str]
+"""Own private key, own certificate, trusted CA certificate (PEM files)."""
+
+
+def _secure(net: DicomNet, tls: TlsFiles | None) -> None:
+    """With ``--tls``: TLS, this side's certificate, the CA it trusts."""
+    if tls is None:
+        return
+    from dicomnet import (
+        DicomNetSecurityMode,
+        DicomOpenSslContextCreationSettings,
+        DicomTlsCertificateType,
+    )
+
+    key, certificate, ca = tls
+    settings = DicomOpenSslContextCreationSettings(certification_authorities_file_name=ca)
+    net.Initialize(net.temp_path, DicomNetSecurityMode.Tls, settings)
+    net.SetTlsClientCertificate(certificate, DicomTlsCertificateType.Pem, key)
+
+
 def input_files(directory: str) -> list[str]:
     """The files to send, in name order (the order every sender uses)."""
     return sorted(str(path) for path in Path(directory).iterdir() if path.is_file())
@@ -47,7 +69,7 @@ def input_files(directory: str) -> list[str]:
 # -- dicomnet -----------------------------------------------------------------------
 
 
-def dicomnet_scp(out_dir: str, port: int, pdu: int) -> int:
+def dicomnet_scp(out_dir: str, port: int, pdu: int, tls: TlsFiles | None = None) -> int:
     """Storage SCP: keeps each received spool file by renaming it into ``out_dir``."""
     from dicomnet import AcceptPolicy, DicomCommandStatusType, DicomNet, build_accept
     from dicomnet.sopclasses import STORAGE_SOP_CLASSES
@@ -90,19 +112,24 @@ def dicomnet_scp(out_dir: str, port: int, pdu: int) -> int:
 
     class Server(DicomNet):
         def OnAccept(self, error: DicomExceptionCode) -> None:
-            child = Child(spool_dir)
+            child = Child(spool_dir, self.SecurityMode)  # TLS: the listener's settings
             child.parse_received_data = False
             self.Accept(child)
 
     DicomNet.Startup()
     server = Server(spool_dir)
+    _secure(server, tls)
     server.Listen(LOOPBACK, port, 8)
     threading.Event().wait()  # serve until killed
     return 0
 
 
 def _dicomnet_session(
-    port: int, pdu: int, contexts: dict[str, str], work: Callable[[DicomNet, dict[str, int]], int]
+    port: int,
+    pdu: int,
+    contexts: dict[str, str],
+    work: Callable[[DicomNet, dict[str, int]], int],
+    tls: TlsFiles | None,
 ) -> int:
     """Associate with one context per (abstract syntax -> transfer syntax), run ``work``
     with (net, context ids by abstract syntax), release."""
@@ -111,6 +138,7 @@ def _dicomnet_session(
     DicomNet.Startup()
     net = DicomNet(None)
     try:
+        _secure(net, tls)
         net.Connect(None, 0, LOOPBACK, port)
         net.wait_connected()
         request = DicomAssociate(True)
@@ -136,7 +164,7 @@ def _dicomnet_session(
         DicomNet.Shutdown()
 
 
-def dicomnet_store(in_dir: str, port: int, pdu: int) -> int:
+def dicomnet_store(in_dir: str, port: int, pdu: int, tls: TlsFiles | None = None) -> int:
     """C-STORE every file of ``in_dir`` on one association, one request at a time."""
     from dicomnet import DicomCommandPriorityType
     from dicomnet.dimse.part10 import read_part10_header
@@ -162,10 +190,10 @@ def dicomnet_store(in_dir: str, port: int, pdu: int) -> int:
             failures += status != SUCCESS
         return failures
 
-    return _dicomnet_session(port, pdu, contexts, store_all)
+    return _dicomnet_session(port, pdu, contexts, store_all, tls)
 
 
-def dicomnet_echo(count: int, port: int, pdu: int) -> int:
+def dicomnet_echo(count: int, port: int, pdu: int, tls: TlsFiles | None = None) -> int:
     """``count`` C-ECHOs on one association."""
     from dicomnet.uids import IMPLICIT_VR_LE, VERIFICATION
 
@@ -178,7 +206,7 @@ def dicomnet_echo(count: int, port: int, pdu: int) -> int:
             failures += int(response.command["Status"]) != SUCCESS  # type: ignore[call-overload]
         return failures
 
-    return _dicomnet_session(port, pdu, {VERIFICATION: IMPLICIT_VR_LE}, echo_all)
+    return _dicomnet_session(port, pdu, {VERIFICATION: IMPLICIT_VR_LE}, echo_all, tls)
 
 
 # -- pynetdicom ---------------------------------------------------------------------
@@ -278,9 +306,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("target", help="OUTDIR (scp), INDIR (store) or COUNT (echo)")
     parser.add_argument("port", type=int)
     parser.add_argument("--pdu", type=int, default=16384, help="maximum PDU length")
+    parser.add_argument(
+        "--tls", nargs=3, metavar=("KEY", "CERT", "CA"), help="TLS (dicomnet roles only)"
+    )
     args = parser.parse_args(argv)
     target = int(args.target) if args.role.endswith("-echo") else args.target
-    return ROLES[args.role](target, args.port, args.pdu)
+    if args.tls is None:
+        return ROLES[args.role](target, args.port, args.pdu)
+    if not args.role.startswith("dicomnet-"):
+        return _fail("--tls is for the dicomnet roles")
+    return ROLES[args.role](target, args.port, args.pdu, tuple(args.tls))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ sender started (/proc), and the receiver's peak RSS is its VmHWM. The
 receiver writes every instance to a directory on the benchmark's temp dir (tmpfs when
 there is room), and the file count is checked.
 
+With ``--tls`` the dicomnet and DCMTK pairs also run over TLS (peers named
+``dicomnet+tls`` and ``dcmtk+tls``: mutual authentication, each side's default
+profile, certificates made for the run), so TLS and plain are measured in the same run.
+
 Tables per workload come first, then the ratios and the verdict on dicomnet's targets.
 """
 
@@ -48,7 +52,8 @@ PEERS_SCRIPT = BENCH_DIR / "peers.py"
 LOOPBACK = "127.0.0.1"
 SCU_AE = "BENCHSCU"
 SCP_AE = "BENCHSCP"
-PEERS = ("dicomnet", "pynetdicom", "dcmtk")
+TLS = "+tls"  # a peer name ending so runs over TLS
+PEERS = ("dicomnet", "pynetdicom", "dcmtk", "dicomnet" + TLS, "dcmtk" + TLS)
 ALL_PAIRS = (
     ("dicomnet", "dicomnet"),
     ("pynetdicom", "pynetdicom"),
@@ -57,6 +62,12 @@ ALL_PAIRS = (
     ("dcmtk", "dicomnet"),
     ("pynetdicom", "dicomnet"),
     ("dicomnet", "pynetdicom"),
+)
+TLS_PAIRS = (
+    ("dicomnet" + TLS, "dicomnet" + TLS),
+    ("dcmtk" + TLS, "dcmtk" + TLS),
+    ("dicomnet" + TLS, "dcmtk" + TLS),
+    ("dcmtk" + TLS, "dicomnet" + TLS),
 )
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -173,6 +184,18 @@ def instance_size(directory: Path) -> int:
     return next(directory.iterdir()).stat().st_size
 
 
+def make_certificates(base: Path) -> Path:
+    """A CA, a server and a client certificate for the TLS pairs (the test suite's
+    maker, so the bench and the tests use the same kind of certificates)."""
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    from tls_certificates import make_pki
+
+    directory = base / "pki"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return make_pki(directory).directory
+
+
 def choose_temp_dir(needed_bytes: int) -> Path:
     """/dev/shm when it exists and has room (the receivers write to tmpfs), else the
     system temp dir."""
@@ -246,8 +269,13 @@ def stop(process: subprocess.Popen[bytes]) -> float:
     return reap(process, STOP_TIMEOUT)[1]
 
 
+def library(peer: str) -> str:
+    """The implementation a peer name runs ("dcmtk+tls" -> "dcmtk")."""
+    return peer.removesuffix(TLS)
+
+
 def peer_env(peer: str, pycache: Path) -> dict[str, str]:
-    if peer == "dcmtk":
+    if library(peer) == "dcmtk":
         # Debian's DCMTK keeps Nagle's algorithm on unless told otherwise, which stalls
         # each request/response round trip by the delayed-ACK time (~40 ms).
         return {**os.environ, "TCP_NODELAY": "1"}
@@ -267,24 +295,42 @@ class Setup:
     pdu: int
     envs: dict[str, dict[str, str]]  # environment per peer
     work_dir: Path  # emptied before each transfer
+    pki: Path | None = None  # certificates of the TLS peers: {server,client}.{key,crt}, ca.crt
 
 
-def receiver_command(peer: str, out_dir: Path, port: int, pdu: int) -> list[str]:
-    if peer == "dcmtk":
-        return ["storescp", "-aet", SCP_AE, "-pdu", str(pdu), "-od", str(out_dir), str(port)]
+def tls_arguments(setup: Setup, peer: str, side: str) -> list[str]:
+    """The TLS options of ``peer`` as ``side`` ("server" or "client"); none for a plain
+    peer."""
+    if not peer.endswith(TLS):
+        return []
+    assert setup.pki is not None
+    key, certificate, ca = (
+        str(setup.pki / name) for name in (f"{side}.key", f"{side}.crt", "ca.crt")
+    )
+    if library(peer) == "dcmtk":
+        return ["+tls", key, certificate, "+cf", ca]
+    return ["--tls", key, certificate, ca]
+
+
+def receiver_command(setup: Setup, peer: str, out_dir: Path, port: int) -> list[str]:
+    pdu, tls = setup.pdu, tls_arguments(setup, peer, "server")
+    if library(peer) == "dcmtk":
+        return ["storescp", "-aet", SCP_AE, "-pdu", str(pdu), *tls, "-od", str(out_dir), str(port)]
     return [
         sys.executable,
         str(PEERS_SCRIPT),
-        f"{peer}-scp",
+        f"{library(peer)}-scp",
         str(out_dir),
         str(port),
         f"--pdu={pdu}",
+        *tls,
     ]
 
 
-def sender_command(peer: str, workload: Workload, port: int, pdu: int) -> list[str]:
-    if peer == "dcmtk":
-        common = ["-aet", SCU_AE, "-aec", SCP_AE, "-pdu", str(pdu)]
+def sender_command(setup: Setup, peer: str, workload: Workload, port: int) -> list[str]:
+    pdu, tls = setup.pdu, tls_arguments(setup, peer, "client")
+    if library(peer) == "dcmtk":
+        common = ["-aet", SCU_AE, "-aec", SCP_AE, "-pdu", str(pdu), *tls]
         if workload.input_dir is None:
             return ["echoscu", *common, "--repeat", str(workload.count), LOOPBACK, str(port)]
         return ["storescu", *common, "+sd", LOOPBACK, str(port), str(workload.input_dir)]
@@ -293,7 +339,8 @@ def sender_command(peer: str, workload: Workload, port: int, pdu: int) -> list[s
         if workload.input_dir is None
         else ("store", str(workload.input_dir))
     )
-    return [sys.executable, str(PEERS_SCRIPT), f"{peer}-{role}", target, str(port), f"--pdu={pdu}"]
+    script = [sys.executable, str(PEERS_SCRIPT), f"{library(peer)}-{role}", target, str(port)]
+    return [*script, f"--pdu={pdu}", *tls]
 
 
 def count_files(directory: Path) -> int:
@@ -313,14 +360,14 @@ def wait_for_files(directory: Path, expected: int) -> int:
 def run_pair(setup: Setup, pair: tuple[str, str], workload: Workload) -> Measurement:
     """One transfer: start the receiver, time the sender, stop the receiver."""
     sender, receiver = pair
-    work_dir, pdu = setup.work_dir, setup.pdu
+    work_dir = setup.work_dir
     out_dir = work_dir / "received"
     shutil.rmtree(work_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     port = free_port()
     with open(work_dir / "receiver.log", "wb") as receiver_log:
         scp = subprocess.Popen(
-            receiver_command(receiver, out_dir, port, pdu),
+            receiver_command(setup, receiver, out_dir, port),
             env=setup.envs[receiver],
             stdin=subprocess.DEVNULL,
             stdout=receiver_log,
@@ -334,7 +381,7 @@ def run_pair(setup: Setup, pair: tuple[str, str], workload: Workload) -> Measure
         with open(work_dir / "sender.log", "wb") as sender_log:
             started = time.perf_counter()
             scu = subprocess.Popen(
-                sender_command(sender, workload, port, pdu),
+                sender_command(setup, sender, workload, port),
                 env=setup.envs[sender],
                 stdin=subprocess.DEVNULL,
                 stdout=sender_log,
@@ -474,9 +521,11 @@ def print_targets(workloads: Sequence[Workload], results: Results) -> None:
     dn, pyn, dcmtk = ("dicomnet",) * 2, ("pynetdicom",) * 2, ("dcmtk",) * 2
     by_key = {w.key: results[w.key] for w in workloads}
 
-    def throughput_ratio(key: str, other: tuple[str, str]) -> float | None:
+    def throughput_ratio(
+        key: str, other: tuple[str, str], mine: tuple[str, str] = dn
+    ) -> float | None:
         table = by_key.get(key, {})
-        a, b = table.get(dn), table.get(other)
+        a, b = table.get(mine), table.get(other)
         if a is None or b is None or not (a.usable and b.usable):
             return None
         return a.throughput / b.throughput
@@ -486,6 +535,22 @@ def print_targets(workloads: Sequence[Workload], results: Results) -> None:
         ("dicomnet >= 5x pynetdicom on (b)", throughput_ratio("b", pyn), lambda r: r >= 5, "x"),
         ("dicomnet >= DCMTK on (b)", throughput_ratio("b", dcmtk), lambda r: r >= 1, "x"),
     ]
+    dn_tls, dcmtk_tls = ("dicomnet" + TLS,) * 2, ("dcmtk" + TLS,) * 2
+    for key in "ab":
+        verdicts += [
+            (
+                f"dicomnet TLS >= 0.7x dicomnet plain on ({key})",
+                throughput_ratio(key, dn, dn_tls),
+                lambda r: r >= 0.7,
+                "x",
+            ),
+            (
+                f"dicomnet TLS >= DCMTK TLS on ({key})",
+                throughput_ratio(key, dcmtk_tls, dn_tls),
+                lambda r: r >= 1,
+                "x",
+            ),
+        ]
     receivers = [
         s.receiver_rss_mb
         for (_, r), s in by_key.get("b", {}).items()
@@ -563,6 +628,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         f"{', '.join(PEERS)} (default: the 7 standard pairs)",
     )
     parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="also run the TLS pairs (dicomnet and DCMTK, both ways) after the others",
+    )
+    parser.add_argument(
         "--workloads",
         default="abc",
         help="which of a (small), b (large), c (echo) to run (default abc)",
@@ -589,6 +659,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             setattr(args, name, (quick if args.quick else full)[name])
     if set(args.workloads) - set("abc"):
         parser.error("--workloads takes letters among a, b, c")
+    if args.tls:
+        args.pairs += [pair for pair in TLS_PAIRS if pair not in args.pairs]
     return args
 
 
@@ -636,13 +708,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     work_root = Path(tempfile.mkdtemp(prefix="run-", dir=base))
     envs = {peer: peer_env(peer, base / "pycache") for peer in PEERS}
-    setup = Setup(args.pdu, envs, work_root / "transfer")
+    tls = any(peer.endswith(TLS) for pair in args.pairs for peer in pair)
+    setup = Setup(args.pdu, envs, work_root / "transfer", make_certificates(base) if tls else None)
     print(
         f"temp dir {base}, max PDU {args.pdu}, {args.runs} run(s) per pair (median), "
         "one association per transfer",
         flush=True,
     )
-    python_peers = {peer for pair in args.pairs for peer in pair} - {"dcmtk"}
+    python_peers = {library(peer) for pair in args.pairs for peer in pair} - {"dcmtk"}
     startup = {peer: python_startup_seconds(envs[peer], peer) for peer in python_peers}
     try:
         results = {w.key: run_workload(setup, w, args.pairs, args.runs) for w in workloads}
