@@ -24,7 +24,7 @@ from .base import SecurityLayer
 # Ciphertext taken from the socket per read: many records, one system call.
 _READ_CHUNK = 256 << 10
 # Plaintext encrypted per send: bounds the ciphertext held while the socket is full.
-_WRITE_CHUNK = 256 << 10
+_WRITE_CHUNK = 1 << 20
 
 # OpenSSL reasons (of received alerts and local checks) and their LEADTOOLS codes.
 _REASONS: dict[str, tuple[Code, str]] = {
@@ -246,28 +246,35 @@ class TlsLayer(SecurityLayer):
             pass  # a reset peer: the next read reports it
 
     def recv_into(self, buffer: memoryview) -> int:
+        """Decrypt into ``buffer`` every record already at hand (one TLS read gives one
+        record, 16 kB at most: a large read must not cost the loop a turn per record);
+        the socket is read only when nothing was decrypted yet."""
         tls = self._object()
-        while True:
+        size, total = len(buffer), 0
+        while total < size:
             try:
                 # with a buffer, read returns the count (typeshed says bytes)
-                n: int = tls.read(len(buffer), buffer)  # type: ignore[assignment]
+                n: int = tls.read(size - total, buffer[total:])  # type: ignore[assignment]
             except ssl.SSLWantReadError:
+                if total:
+                    break
                 if self._outgoing.pending:
                     self.flush()  # TLS 1.3 session tickets, key updates
                 if self._eof:
                     return 0
                 self._fill()  # BlockingIOError: wait for the socket
                 continue
-            except ssl.SSLZeroReturnError:
-                return 0  # close_notify
-            except ssl.SSLEOFError:
-                return 0  # the TCP connection ended without close_notify
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                break  # close_notify, or TCP closed without it: the end (0) comes next
             except ssl.SSLError as exc:
                 code, message = tls_error_code(exc)
                 raise TlsError(code, message) from exc
-            if self._outgoing.pending:
-                self.flush()
-            return n
+            if not n:
+                break
+            total += n
+        if self._outgoing.pending:
+            self.flush()
+        return total
 
     def send(self, buffers: list[memoryview]) -> int:
         self.flush()
