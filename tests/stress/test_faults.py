@@ -340,7 +340,9 @@ def test_storescu_reports_a_file_that_breaks_and_sends_the_others(tmp_path: Path
 
 @contextlib.contextmanager
 def qrscp(storage: Path, *args: str) -> Iterator[tuple[ProcessHealth, peers.ServerProcess]]:
-    with peers.sample_server("qrscp", "-v", "--storage-dir", str(storage), *args) as (port, server):
+    # --rescan: the tests fill the storage folder with files, not through C-STORE
+    qrscp_args = ("-v", "--storage-dir", str(storage), "--rescan", *args)
+    with peers.sample_server("qrscp", *qrscp_args) as (port, server):
         assert server.popen is not None
         health = ProcessHealth(server.popen.pid, port, [storage], "QRSCP", pooled=True)
         health.baseline(lambda: assert_a_worker_is_free(port))
