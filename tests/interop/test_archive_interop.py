@@ -865,3 +865,67 @@ def test_the_demo_passes_every_check_and_leaves_no_process(
         ["pgrep", "-f", re.escape(workdir[1])], capture_output=True, text=True, check=False
     )
     assert leftovers.stdout == "", "the demo left servers running"
+
+
+@pytest.mark.parametrize(("negotiated", "patients"), [(False, []), (True, ["PID2"])])
+def test_combined_date_time_matching_when_negotiated(
+    archive: Archive, pynetdicom_ae: Any, negotiated: bool, patients: list[str]
+) -> None:
+    """StudyDate 20240105-20240210 with StudyTime 120000-: separately no study is after
+    noon; as one date-time range (PS3.4 C.2.2.2.5.1) from 5 January noon to the end of 10
+    February, PID2's study of 10 February at 10:15 matches (PID1's of 5 January at 10:15
+    does not)."""
+    from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
+
+    asked = SOPClassExtendedNegotiation()
+    asked.sop_class_uid = STUDY_ROOT_FIND
+    asked.service_class_application_information = b"\x00\x01"
+    options = {"ext_neg": [asked]} if negotiated else {}
+    assoc = associate(pynetdicom_ae, archive.port, STUDY_ROOT_FIND, **options)
+    identifier = query("STUDY", StudyDate="20240105-20240210", StudyTime="120000-", PatientID="")
+    responses = list(assoc.send_c_find(identifier, STUDY_ROOT_FIND))
+    assoc.release()
+    assert responses[-1][0].Status == 0x0000
+    assert [match.PatientID for _, match in responses[:-1]] == patients
+
+
+@pytest.mark.parametrize("negotiated", [False, True])
+def test_relational_retrieval_when_negotiated(
+    archive: Archive, pynetdicom_ae: Any, negotiated: bool
+) -> None:
+    """A SERIES-level C-GET naming only the series: hierarchical retrieval needs the
+    study's unique key too (A900, saying so); relational retrieval does not."""
+    from pynetdicom import build_role, evt
+    from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
+
+    asked = SOPClassExtendedNegotiation()
+    asked.sop_class_uid = STUDY_ROOT_GET
+    asked.service_class_application_information = b"\x01"
+    roles = [build_role(c, scp_role=True) for c in (CTImageStorage, MRImageStorage)]
+    received: list[str] = []
+
+    def on_store(event: Any) -> int:
+        received.append(event.request.AffectedSOPInstanceUID)
+        return 0x0000
+
+    assoc = associate(
+        pynetdicom_ae,
+        archive.port,
+        STUDY_ROOT_GET,
+        CTImageStorage,
+        MRImageStorage,
+        ext_neg=[*roles, asked] if negotiated else roles,
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+    )
+    series = next(i.series_uid for i in archive.instances if i.modality == "MR")
+    responses = list(assoc.send_c_get(query("SERIES", SeriesInstanceUID=series), STUDY_ROOT_GET))
+    assoc.release()
+    final = responses[-1][0]
+    if negotiated:
+        assert final.Status == 0x0000
+        assert sorted(received) == sorted(
+            i.sop_uid for i in archive.instances if i.series_uid == series
+        )
+    else:
+        assert final.Status == 0xA900 and "StudyInstanceUID" in final.ErrorComment
+        assert received == []
