@@ -482,8 +482,9 @@ def test_pynetdicom_store_find_get_and_move(
         found = list(assoc.send_c_find(query("STUDY", PatientID="", StudyDate=""), STUDY_ROOT_FIND))
         (pid3_study,) = {i.study_uid for i in instances if i.patient_id == "PID3"}
         got = list(assoc.send_c_get(query("STUDY", StudyInstanceUID=pid3_study), STUDY_ROOT_GET))
-        moved = list(
-            assoc.send_c_move(query("PATIENT", PatientID="PID2"), "STORE", STUDY_ROOT_MOVE)
+        moved = list(assoc.send_c_move(query("STUDY", PatientID="PID2"), "STORE", STUDY_ROOT_MOVE))
+        wrong_level = list(
+            assoc.send_c_move(query("PATIENT", PatientID="PID1"), "STORE", STUDY_ROOT_MOVE)
         )
         assoc.release()
         arrived = data_sets(store.workdir)
@@ -495,9 +496,13 @@ def test_pynetdicom_store_find_get_and_move(
     assert sorted(ds.SOPInstanceUID for ds in received) == sorted(
         i.sop_uid for i in instances if i.patient_id == "PID3"
     )
-    # PATIENT is no level of Study Root: refused, and nothing moved
-    assert moved[-1][0].Status == 0xA900
-    assert arrived == {}
+    assert moved[-1][0].Status == 0x0000
+    expected = [i for i in instances if i.patient_id == "PID2"]
+    assert sorted(arrived) == sorted(i.sop_uid for i in expected)
+    for instance in expected:
+        assert arrived[instance.sop_uid] == data_sets(instance.path.parent)[instance.sop_uid]
+    # PATIENT is no level of Study Root: refused, and nothing more moved
+    assert wrong_level[-1][0].Status == 0xA900
 
 
 def associate(ae: Any, port: int, *contexts: str, **options: Any) -> Any:
