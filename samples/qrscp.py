@@ -9,10 +9,12 @@ study/series/instance layout and indexed in the database --database names
 ``postgresql://...`` for an index several archives share). A duplicate SOP Instance UID
 follows --duplicates: keep the first (answered with a warning), replace it, or refuse
 it. At start the archive reconciles its files with the index (what a crash left half
-done); it does not rescan everything. C-MOVE destinations are known by AE title from
+done); it does not rescan everything, unless --rescan asks it to index the files put
+under --storage-dir by other means (where they are). C-MOVE destinations are known by AE title from
 ``--move-destination AE=HOST:PORT``. Worklist items are the ``*.wl`` files in
 --worklist-dir (Part-10 files or plain data sets, as DCMTK's wlmscpfs reads them), read
-for every query.
+for every query. SOP class extended negotiation is answered: relational queries and
+combined date-time matching for C-FIND, relational retrieval for C-GET and C-MOVE.
 
 Storing, queries and file reads run off the network loop, so one slow client never
 stalls another; responses and sub-operations are sent as they are ready, and C-CANCEL
