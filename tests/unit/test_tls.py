@@ -15,9 +15,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from pydicom import Dataset
+from pydicom.uid import generate_uid
 from tls_certificates import PASSWORD, Identity, Pki, make_pki
 
 from dicomnet import (
+    DicomCommandPriorityType,
     DicomCommandStatusType,
     DicomException,
     DicomExceptionCode,
@@ -46,10 +49,16 @@ from dicomnet.security import (
 )
 from dicomnet.security.certificates import Credentials, load_credentials
 from dicomnet.security.context import build_context
-from dicomnet.server import VERIFICATION_ONLY, AcceptedConnection, AcceptingServer
-from dicomnet.uids import IMPLICIT_VR_LE, VERIFICATION
+from dicomnet.server import (
+    STORAGE_AND_VERIFICATION,
+    VERIFICATION_ONLY,
+    AcceptedConnection,
+    AcceptingServer,
+)
+from dicomnet.uids import EXPLICIT_VR_LE, IMPLICIT_VR_LE, VERIFICATION
 
 LOOPBACK = "127.0.0.1"
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 WAIT = 20.0  # seconds a test waits for an event of its own peers
 Code = DicomExceptionCode
 Pem = DicomTlsCertificateType.Pem
@@ -667,5 +676,74 @@ def test_a_stalled_half_handshake_is_cut_off_by_its_own_timeout(
                 assert server.recorder.events.get_nowait() == ("close", Code.NetTimeout)
             assert virtual_clock.now - start == pytest.approx(30.0)
             assert any("did not finish within 30 s" in r.getMessage() for r in caplog.records)
+    finally:
+        server.Close()
+
+
+# -- a large transfer, the read budget far below it -------------------------------------
+
+
+class Storing(Recording):
+    def OnReceiveCStoreRequest(
+        self,
+        presentation_id: int,
+        message_id: int,
+        affected_class: str,
+        instance: str,
+        priority: Any,
+        move_ae: str,
+        move_message_id: int,
+        data_set: Any,
+    ) -> None:
+        self.listener.recorder.events.put(("stored", data_set))  # type: ignore[attr-defined]
+        self.SendCStoreResponse(
+            presentation_id, message_id, affected_class, instance, DicomCommandStatusType.Success
+        )
+
+
+class StoringServer(TlsServer):
+    connection_type = Storing
+
+    def __init__(self, **kwargs: Any) -> None:
+        AcceptingServer.__init__(self, "TLSSCP", STORAGE_AND_VERIFICATION, **kwargs)
+        self.recorder = Recorder()
+
+
+def test_a_large_store_over_tls_with_a_small_read_budget(pki: Pki, engine: None) -> None:
+    """Far more decrypted bytes than one turn may read: the channel must come back for
+    them although the socket does not signal them again."""
+    server = StoringServer()
+    # its connections take the listener's configuration
+    server.config = replace(server.config, read_budget=64 << 10, max_receive_buffer=256 << 10)
+    server.Initialize(None, DicomNetSecurityMode.Tls, settings_for(pki))
+    server.SetTlsClientCertificate(str(pki.server.certificate), Pem, str(pki.server.key))
+    server.Listen(LOOPBACK, 0)
+    try:
+        client = tls_client(settings_for(pki), pki.client)
+        request = build_request("TLSSCU", "TLSSCP", 131072, [(CT_IMAGE_STORAGE, [EXPLICIT_VR_LE])])
+        open_association(client, LOOPBACK, server.HostPort, request)
+        data_set = Dataset()
+        data_set.SOPClassUID = CT_IMAGE_STORAGE
+        data_set.SOPInstanceUID = generate_uid()
+        data_set.PatientName = "Tls^Large"
+        pixels = os.urandom(8 << 20)
+        data_set.PixelData = pixels
+        data_set["PixelData"].VR = "OB"
+        message_id = client.next_message_id()
+        client.SendCStoreRequest(
+            1,
+            message_id,
+            CT_IMAGE_STORAGE,
+            data_set.SOPInstanceUID,
+            DicomCommandPriorityType.Medium,
+            "",
+            0,
+            data_set,
+        )
+        assert client.wait_response(message_id, WAIT).status == DicomCommandStatusType.Success
+        stored = server.recorder.next("stored")
+        assert bytes(stored.PixelData) == pixels
+        release(client)
+        client.Close()
     finally:
         server.Close()
