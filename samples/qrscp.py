@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
+import socket
 import sys
 from functools import partial
 from pathlib import Path
@@ -180,7 +182,7 @@ class ArchiveServer(QueryRetrieveServer):
             index,
             destinations=dict(args.move_destinations),
             supported=supported,
-            temp_path=str(args.storage_dir / SPOOL_FOLDER),
+            temp_path=str(args.spool_dir),
             accept_any_transfer_syntax_for=STORAGE_SOP_CLASSES,  # archived as it comes
             **server_settings(args),
         )
@@ -205,12 +207,30 @@ def index_files_in_place(storage: Path, index: ArchiveIndex) -> int:
     return added
 
 
-def clear_spool(spool: Path) -> None:
-    """Data in transit when the archive last stopped was never acknowledged: it goes."""
+def own_spool(spool: Path) -> Path:
+    """This process's spool folder, ``<spool>/<host>-<pid>``, made empty. The folders
+    of processes of this host that are gone go too: what they held in transit was never
+    acknowledged. Archives sharing a storage folder keep their transfers apart."""
+    host = socket.gethostname()
     spool.mkdir(parents=True, exist_ok=True)
-    for leftover in spool.iterdir():
-        if leftover.is_file():
-            leftover.unlink()
+    for folder in spool.iterdir():
+        owner, _, pid = folder.name.rpartition("-")
+        if owner == host and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    mine = spool / f"{host}-{os.getpid()}"
+    shutil.rmtree(mine, ignore_errors=True)  # an earlier life of this process id
+    mine.mkdir()
+    return mine
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's, alive
+        return True
+    return True
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -269,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args)
     storage: Path = args.storage_dir.resolve()
     args.storage_dir = storage
-    clear_spool(storage / SPOOL_FOLDER)
+    args.spool_dir = own_spool(storage / SPOOL_FOLDER)
     url = args.database or f"sqlite:///{storage / 'index.db'}"
     index = open_index(url)
     archive = Archive(storage, index, policy=DUPLICATE_POLICIES[args.duplicates])

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import socket
+import subprocess
 from pathlib import Path
 from types import ModuleType
 
@@ -101,3 +104,23 @@ def test_a_database_url_is_logged_without_its_password(qrscp: ModuleType) -> Non
         "postgresql://pacs@db:5432/archive"
     )
     assert qrscp.redacted("sqlite:////srv/archive/index.db") == "sqlite:////srv/archive/index.db"
+
+
+def test_each_archive_process_spools_apart_and_clears_what_gone_ones_left(
+    qrscp: ModuleType, tmp_path: Path
+) -> None:
+    host = socket.gethostname()
+    dead = subprocess.Popen(["true"])  # its pid is no longer running once waited for
+    dead.wait()
+    gone = tmp_path / f"{host}-{dead.pid}"
+    alive = tmp_path / f"{host}-{os.getppid()}"
+    elsewhere = tmp_path / "otherhost-1"
+    for folder in (gone, alive, elsewhere):
+        folder.mkdir()
+        (folder / "transfer.part").write_bytes(b"half")
+    mine = qrscp.own_spool(tmp_path)
+    assert mine == tmp_path / f"{host}-{os.getpid()}"
+    assert mine.is_dir() and not any(mine.iterdir())
+    assert not gone.exists()
+    assert (alive / "transfer.part").exists()  # another archive's transfer in progress
+    assert (elsewhere / "transfer.part").exists()  # another host's: not ours to judge
