@@ -344,12 +344,15 @@ class StreamChannel:
         self.handshake_timeout = handshake_timeout
         self._handshake_timer: TimerHandle | None = None
         self._read_again: TimerHandle | None = None
+        self._peer_name = "the peer"
         self.failure: Exception | None = None
         """What broke the connection, when an exception did (the layer's, the socket's)."""
 
     def start(self, server_side: bool) -> None:
         """Register with the loop and begin the security handshake. Loop thread only."""
         self.layer.attach(self.sock, server_side)
+        if self.on_secure is not None:  # named now: a peer that resets cannot be asked
+            self._peer_name = _peer_name(self.sock)
         self._interest = selectors.EVENT_READ
         self.loop.register(self.sock, self._interest, self._on_ready)
         self._advance_handshake()
@@ -437,7 +440,7 @@ class StreamChannel:
         self._settle()
 
     def _handshake_failed(self, exc: Exception) -> None:
-        log.warning("security handshake with %s failed: %s", _peer_name(self.sock), exc)
+        log.warning("security handshake with %s failed: %s", self._peer_name, exc)
         self.failure = exc
         if self.on_secure:
             self.on_secure(exc)
