@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""C-FIND speed of the archive index (dicomnet.archive) on SQLite and PostgreSQL.
+
+The index is filled with generated instances (headers only, no files: 100,000 in
+1,000 studies by default; 2 studies per patient, 4 series of 25 images per study), then
+a STUDY-level C-FIND is timed by exact PatientID and by wildcard PatientName, each with
+the return keys a viewer asks for (names, dates, accession number, ModalitiesInStudy,
+NumberOfStudyRelatedInstances...). Each query runs ``--repeat`` times with random
+values; the median and 95th percentile of the time to the last response are printed,
+SQLite and PostgreSQL side by side, against the 50 ms target.
+
+With ``--qrscp``, the same two queries are also timed end to end: ``samples/qrscp.py``
+serving the index, DCMTK's ``findscu`` asking (one process per query, so its start-up is
+measured separately and subtracted).
+
+PostgreSQL: ``--postgres URL`` uses an existing (empty) database; without it, a
+throwaway cluster is started with Debian's initdb (tests/postgres_cluster.py).
+
+    python bench/archive.py --instances 20000          # quick
+    python bench/archive.py                            # 100,000 instances
+    python bench/archive.py --backends sqlite --qrscp
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))  # dicomnet from this checkout
+sys.path.insert(1, str(REPO_ROOT / "tests"))  # the throwaway PostgreSQL cluster
+
+from dicomnet.archive import ArchiveIndex, open_index  # noqa: E402
+from dicomnet.archive.records import instance_record  # noqa: E402
+
+TARGET_MS = 50.0
+# Debian's DCMTK waits ~40 ms per round trip without it (Nagle and delayed ACKs)
+DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+SERIES_PER_STUDY = 4
+STUDIES_PER_PATIENT = 2
+RETURN_KEYS = {
+    "PatientName": "",
+    "PatientBirthDate": "",
+    "StudyInstanceUID": "",
+    "StudyDate": "",
+    "StudyTime": "",
+    "AccessionNumber": "",
+    "StudyID": "",
+    "StudyDescription": "",
+    "ModalitiesInStudy": "",
+    "NumberOfStudyRelatedSeries": "",
+    "NumberOfStudyRelatedInstances": "",
+}
+
+
+def patient_name(number: int) -> str:
+    return f"NAME{number:04d}^GIVEN{number % 97}"
+
+
+def headers(instances: int, studies: int) -> Iterator[Dataset]:
+    """The generated instance headers, study by study."""
+    per_study = max(1, instances // studies)
+    per_series = max(1, per_study // SERIES_PER_STUDY)
+    for study in range(studies):
+        patient = study // STUDIES_PER_PATIENT
+        for image in range(per_study):
+            series = image // per_series
+            ds = Dataset()
+            ds.SOPClassUID = MRImageStorage if series % 2 else CTImageStorage
+            ds.SOPInstanceUID = f"2.25.{study}.{series}.{image}"
+            ds.PatientID = f"PID{patient:05d}"
+            ds.PatientName = patient_name(patient)
+            ds.PatientBirthDate = f"19{40 + patient % 60:02d}0101"
+            ds.StudyInstanceUID = f"2.25.{study}"
+            ds.StudyDate = f"2024{1 + study % 12:02d}{1 + study % 28:02d}"
+            ds.StudyTime = f"{8 + study % 10:02d}0000"
+            ds.AccessionNumber = f"ACC{study:06d}"
+            ds.StudyID = str(study)
+            ds.StudyDescription = "BENCH STUDY"
+            ds.SeriesInstanceUID = f"2.25.{study}.{series}"
+            ds.Modality = "MR" if series % 2 else "CT"
+            ds.SeriesNumber = series + 1
+            ds.InstanceNumber = image + 1
+            ds.file_meta = FileMetaDataset()
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            yield ds
+
+
+def fill(index: ArchiveIndex, instances: int, studies: int, report: Callable[[str], None]) -> None:
+    """Index the generated headers, a thousand per transaction (no files read)."""
+    started = time.perf_counter()
+    batch: list[Dataset] = []
+
+    def flush() -> None:
+        with index.backend.transaction() as session:
+            for ds in batch:
+                record = instance_record(ds, f"/bench/{ds.SOPInstanceUID}", 500_000)
+                index.put(session, record)
+        batch.clear()
+
+    for count, ds in enumerate(headers(instances, studies), 1):
+        batch.append(ds)
+        if len(batch) == 1000:
+            flush()
+        if count % 20000 == 0:
+            report(f"  {count} instances indexed ({time.perf_counter() - started:.0f} s)")
+    if batch:
+        flush()
+    report(f"  {index.count()} instances indexed in {time.perf_counter() - started:.1f} s")
+
+
+def study_query(**keys: str) -> Dataset:
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    for keyword, value in {**RETURN_KEYS, **keys}.items():
+        setattr(identifier, keyword, value)
+    return identifier
+
+
+def time_queries(
+    run: Callable[[dict[str, str]], int],
+    make_keys: Callable[[random.Random], dict[str, str]],
+    repeat: int,
+) -> tuple[float, float, float]:
+    """(median ms, 95th percentile ms, mean answers) of ``repeat`` queries."""
+    chooser = random.Random(1)
+    times: list[float] = []
+    answers = 0
+    for _ in range(repeat):
+        keys = make_keys(chooser)
+        started = time.perf_counter()
+        answers += run(keys)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))], answers / repeat
+
+
+def query_kinds(patients: int) -> dict[str, Callable[[random.Random], dict[str, str]]]:
+    return {
+        "exact PatientID": lambda r: {"PatientID": f"PID{r.randrange(patients):05d}"},
+        "wildcard PatientName": lambda r: {
+            "PatientName": f"NAME{r.randrange(patients // 10):03d}*"
+        },
+    }
+
+
+def through_index(index: ArchiveIndex) -> Callable[[dict[str, str]], int]:
+    return lambda keys: sum(1 for _ in index.find("STUDY", study_query(**keys)))
+
+
+@contextmanager
+def qrscp_serving(url: str, storage: Path) -> Iterator[int]:
+    """samples/qrscp.py on a free loopback port, answering from ``url``."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO_ROOT / "samples" / "qrscp.py"),
+            "--storage-dir",
+            str(storage),
+            "--database",
+            url,
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # poll the port: the server's observable state
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("qrscp.py did not start") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def through_findscu(findscu: str, port: int) -> Callable[[dict[str, str]], int]:
+    def run(keys: dict[str, str]) -> int:
+        arguments = [findscu, "-S", "-aec", "QRSCP", "127.0.0.1", str(port)]
+        for keyword, value in {"QueryRetrieveLevel": "STUDY", **RETURN_KEYS, **keys}.items():
+            arguments += ["-k", f"{keyword}={value}"]
+        result = subprocess.run(
+            arguments, capture_output=True, text=True, check=True, env=DCMTK_ENV
+        )
+        return (result.stdout + result.stderr).count("(Pending)")
+
+    return run
+
+
+def association_ms(echoscu: str, port: int) -> float:
+    """What a DCMTK tool's start, association and release cost, without the C-FIND:
+    an echoscu run against the same server."""
+    times = []
+    for _ in range(10):
+        started = time.perf_counter()
+        subprocess.run(
+            [echoscu, "-aec", "QRSCP", "127.0.0.1", str(port)], check=True, env=DCMTK_ENV
+        )
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--instances", type=int, default=100_000)
+    parser.add_argument("--studies", type=int, default=1_000)
+    parser.add_argument("--repeat", type=int, default=50, help="queries of each kind")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--postgres", metavar="URL", help="an empty PostgreSQL database")
+    parser.add_argument("--qrscp", action="store_true", help="also time qrscp.py + findscu")
+    args = parser.parse_args()
+    patients = max(10, args.studies // STUDIES_PER_PATIENT)
+    kinds = query_kinds(patients)
+    results: dict[tuple[str, str, str], tuple[float, float, float]] = {}
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dicomnet-bench-")))
+        for backend in args.backends.split(","):
+            url = f"sqlite:///{work / 'index.db'}" if backend == "sqlite" else args.postgres
+            if backend == "postgresql" and url is None:
+                from postgres_cluster import _cluster, find_postgres_bin
+
+                bin_dir = find_postgres_bin()
+                if bin_dir is None:
+                    print("PostgreSQL is not installed: skipped")
+                    continue
+                cluster = stack.enter_context(contextmanager(_cluster)(bin_dir))
+                url = cluster.new_database()
+            print(
+                f"{backend}: filling the index ({args.instances} instances, {args.studies} studies)"
+            )
+            index = open_index(url)
+            fill(index, args.instances, args.studies, print)
+            for kind, make_keys in kinds.items():
+                results[(backend, "index API", kind)] = time_queries(
+                    through_index(index), make_keys, args.repeat
+                )
+            index.close()
+            findscu, echoscu = shutil.which("findscu"), shutil.which("echoscu")
+            if args.qrscp and findscu and echoscu:
+                with qrscp_serving(url, work / f"store-{backend}") as port:
+                    startup = association_ms(echoscu, port)
+                    for kind, make_keys in kinds.items():
+                        median, p95, answers = time_queries(
+                            through_findscu(findscu, port), make_keys, max(5, args.repeat // 5)
+                        )
+                        results[(backend, "qrscp+findscu", kind)] = (
+                            median - startup,
+                            p95 - startup,
+                            answers,
+                        )
+                print(f"  (findscu start-up and association, {startup:.0f} ms, subtracted)")
+    print()
+    header = ("backend", "through", "query", "median ms", "p95 ms", "answers")
+    print("{:<11} {:<14} {:<21} {:>9} {:>7} {:>7}  target".format(*header))
+    for (backend, through, kind), (median, p95, answers) in results.items():
+        verdict = "ok" if median < TARGET_MS else "MISSED"
+        numbers = f"{median:9.2f} {p95:7.2f} {answers:7.1f}"
+        print(f"{backend:<11} {through:<14} {kind:<21} {numbers}  {verdict}")
+    return 0 if all(result[0] < TARGET_MS for result in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
