@@ -70,6 +70,7 @@ from .outcome import ConnectionOutcome
 from .pdu import AssociateRJ
 from .response import Response
 from .security import PlainLayer, SecurityLayer
+from .security.settings import DicomOpenSslContextCreationSettings
 from .security.tls_surface import TlsSurface
 from .sendqueue import SendQueue
 from .services import DimseServices
@@ -132,12 +133,14 @@ class DicomNet(TlsSurface, DimseServices):
         self,
         temporary_directory: str | None = None,
         security_mode: DicomNetSecurityMode = DicomNetSecurityMode.None_,
-        reserved: bool = False,
+        reserved: bool | DicomOpenSslContextCreationSettings = False,
         *,
         timeouts: Timeouts | None = None,
         config: NetConfig | None = None,
     ) -> None:
-        self.Initialize(temporary_directory, security_mode)
+        # LEADTOOLS' high-level classes take the TLS settings in the third place.
+        settings = reserved if isinstance(reserved, DicomOpenSslContextCreationSettings) else None
+        self.Initialize(temporary_directory, security_mode, settings)
         config = config or NetConfig()
         self.config = dataclasses.replace(config, timeouts=timeouts) if timeouts else config
         self._session: DimseSession | None = None

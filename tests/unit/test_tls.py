@@ -434,6 +434,13 @@ def test_a_tls_server_without_a_certificate_is_refused(pki: Pki, engine: None) -
     assert raised.value.Code is Code.CertificateLoadFailed
 
 
+def test_the_settings_may_come_with_the_constructor(pki: Pki) -> None:
+    settings = settings_for(pki, profile=BCP195_EXTENDED)
+    net = DicomNet(None, DicomNetSecurityMode.Tls, settings)
+    assert net.SecurityMode is DicomNetSecurityMode.Tls
+    assert net._tls is not None and net._tls.settings is settings  # noqa: SLF001
+
+
 def test_iscl_is_refused_with_a_specific_error() -> None:
     with pytest.raises(DicomException) as raised:
         DicomNet(None, DicomNetSecurityMode.Iscl)
