@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydicom import Dataset
 from pydicom.dataelem import DataElement
+from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag, Tag
 
 from ..qr.index import DEFAULT_OPTIONS, QueryOptions, response_identifier
@@ -28,8 +29,8 @@ from ..qr.matching import Lookup
 from .backend import Backend, Session
 from .config import DEFAULT_CONFIG, IndexConfig
 from .records import InstanceRecord, instance_record, read_header
-from .schema import JOURNAL_COLUMNS, SCHEMA_VERSION, TABLES, Table, ddl
-from .sqlmatch import CompiledQuery, compile_query, files_query
+from .schema import ITEM_TABLES, JOURNAL_COLUMNS, SCHEMA_VERSION, TABLES, Table, ddl
+from .sqlmatch import CompiledQuery, ReturnKey, compile_query, files_query
 
 _SPECIFIC_CHARACTER_SET = Tag("SpecificCharacterSet")
 _INTEGER_VRS = frozenset({"US", "UL", "SS", "SL", "SV", "UV"})
@@ -104,9 +105,14 @@ class ArchiveIndex:
         query = self._compile(level, identifier, options)
         with self.backend.transaction(write=False) as session:
             rows = session.execute(query.sql, query.params)
+            items = {
+                ret.column: _items(session, ret, {row[ret.column] for row in rows})
+                for ret in query.returns
+                if ret.items is not None and ret.column is not None
+            }
         keys = [ret.element for ret in query.returns]
         for row in rows:
-            yield response_identifier(level, keys, _row_lookup(query, row))
+            yield response_identifier(level, keys, _row_lookup(query, row, items))
 
     def files(
         self, level: str, identifier: Dataset, *, options: QueryOptions = DEFAULT_OPTIONS
@@ -157,6 +163,22 @@ class ArchiveIndex:
             columns = tuple(row)
             upsert = _upsert_sql(table, columns)
             pks.append(int(session.execute(upsert, [row[c] for c in columns])[0][0]))
+        owners = {table.name: pk for table, pk in zip(TABLES, pks, strict=True)}
+        for item_table in ITEM_TABLES:
+            items = record.items[item_table.name]
+            if items is None:
+                continue
+            owner = owners[item_table.table]
+            session.execute(
+                f"DELETE FROM {item_table.name} WHERE {item_table.parent_column} = ?", [owner]
+            )
+            columns = item_table.value_columns()
+            insert = (
+                f"INSERT INTO {item_table.name} ({item_table.parent_column}, "
+                f"{', '.join(columns)}) VALUES (?{', ?' * len(columns)})"
+            )
+            for item in items:
+                session.execute(insert, [owner, *(item[c] for c in columns)])
         if not before:
             return None
         old_path, old_series = before[0]
@@ -265,18 +287,64 @@ def _upsert_sql(table: Table, columns: tuple[str, ...]) -> str:
     )
 
 
-def _row_lookup(query: CompiledQuery, row: Sequence[object]) -> Lookup:
-    """A result row seen as a record (``qr.matching.Lookup``)."""
+def _row_lookup(
+    query: CompiledQuery, row: Sequence[object], items: dict[int, dict[object, list[Dataset]]]
+) -> Lookup:
+    """A result row seen as a record (``qr.matching.Lookup``); ``items``: the sequence
+    items of each owner, by the column of the sequence's return key."""
     elements: dict[BaseTag, DataElement] = {}
     if row[1]:
         elements[_SPECIFIC_CHARACTER_SET] = DataElement(
             _SPECIFIC_CHARACTER_SET, "CS", _value(str(row[1]), "CS")
         )
     for ret in query.returns:
-        if ret.column is not None and row[ret.column] is not None:
-            key = ret.element
+        if ret.column is None or row[ret.column] is None:
+            continue
+        key = ret.element
+        if ret.items is not None:
+            found = items[ret.column].get(row[ret.column], [])
+            elements[key.tag] = DataElement(key.tag, "SQ", DicomSequence(found))
+        else:
             elements[key.tag] = DataElement(key.tag, key.VR, _value(str(row[ret.column]), key.VR))
     return elements.get
+
+
+_ITEMS_PER_QUERY = 500  # owners per SELECT ... IN (...)
+
+
+def _items(session: Session, ret: ReturnKey, owners: set[object]) -> dict[object, list[Dataset]]:
+    """The items of a sequence return key for each owner row: the item keys the query's
+    item asks for (every attribute held when it asks for none)."""
+    assert ret.items is not None
+    item_table = ret.items
+    query_items = ret.element.value
+    wanted = (
+        [k for k in query_items[0]]
+        if query_items and len(query_items[0])
+        else [DataElement(a.tag, a.vr, None) for a in item_table.attributes]
+    )
+    columns = [a.column for a in item_table.attributes]
+    found: dict[object, list[Dataset]] = {}
+    ordered = sorted(owners, key=str)
+    for start in range(0, len(ordered), _ITEMS_PER_QUERY):
+        chunk = ordered[start : start + _ITEMS_PER_QUERY]
+        rows = session.execute(
+            f"SELECT {item_table.parent_column}, {', '.join(columns)} FROM {item_table.name} "
+            f"WHERE {item_table.parent_column} IN ({', '.join('?' for _ in chunk)}) ORDER BY pk",
+            chunk,
+        )
+        for owner, *values in rows:
+            by_keyword = dict(zip((a.keyword for a in item_table.attributes), values, strict=True))
+            item = Dataset()
+            for key in wanted:
+                value = by_keyword.get(key.keyword)
+                item.add(
+                    DataElement(
+                        key.tag, key.VR, None if value is None else _value(str(value), key.VR)
+                    )
+                )
+            found.setdefault(owner, []).append(item)
+    return found
 
 
 def _value(text: str, vr: str) -> object:

@@ -11,7 +11,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 
 from ..qr.matching import combined_value, comparable
-from .schema import TABLES, Attribute, Table
+from .schema import ITEM_TABLES, TABLES, Attribute, Table
 
 # Header values larger than this stay on disk (none of the indexed ones is that large).
 _HEADER_DEFER_SIZE = 4096
@@ -23,9 +23,12 @@ class UnreadableInstance(ValueError):
 
 @dataclass(frozen=True)
 class InstanceRecord:
-    """The values of one instance for every table (column -> value, None when absent)."""
+    """The values of one instance for every table (column -> value, None when absent),
+    and the items of its sequences by item table (None: the instance has none, so the
+    record keeps the items it has)."""
 
     rows: dict[str, dict[str, object]]
+    items: dict[str, list[dict[str, object]] | None]
 
     @property
     def sop_instance_uid(self) -> str:
@@ -64,18 +67,33 @@ def instance_record(header: Dataset, path: str | os.PathLike[str], size: int) ->
         file_size=size,
         transfer_syntax_uid=text_value(element(meta, "TransferSyntaxUID")) if meta else None,
     )
-    return InstanceRecord(rows)
+    items: dict[str, list[dict[str, object]] | None] = {}
+    for item_table in ITEM_TABLES:
+        sequence = element(header, item_table.sequence)
+        if sequence is None or sequence.VR != "SQ" or not sequence.value:
+            items[item_table.name] = None
+        else:
+            items[item_table.name] = [
+                _values(item_table.attributes, item) for item in sequence.value
+            ]
+    return InstanceRecord(rows, items)
 
 
-def _row(table: Table, header: Dataset) -> dict[str, object]:
+def _values(attributes: tuple[Attribute, ...], dataset: Dataset) -> dict[str, object]:
+    """The columns of ``attributes``: each value and its matching forms."""
     row: dict[str, object] = {}
-    for attribute in table.attributes:
-        value = text_value(element(header, attribute.keyword), attribute)
+    for attribute in attributes:
+        value = text_value(element(dataset, attribute.keyword), attribute)
         row[attribute.column] = value
         if attribute.fold_column:
             row[attribute.fold_column] = value.casefold() if value else None
         if attribute.key_column:
             row[attribute.key_column] = comparable(value, attribute.vr, "0") if value else None
+    return row
+
+
+def _row(table: Table, header: Dataset) -> dict[str, object]:
+    row = _values(table.attributes, header)
     for (date, time), column in table.datetime_pairs.items():
         date_value = row[table.by_keyword[date].column]
         time_value = row[table.by_keyword[time].column]

@@ -195,6 +195,40 @@ TABLES = (
 )
 """The levels' tables, top down (each one's parent comes before it)."""
 
+
+@dataclass(frozen=True)
+class ItemTable:
+    """A sequence attribute of a level's table, its items in a table of their own (one
+    row per item) for sequence matching (PS3.4 C.2.2.2.6)."""
+
+    name: str
+    sequence: str
+    table: str
+    attributes: tuple[Attribute, ...]
+
+    @property
+    def parent_column(self) -> str:
+        return f"{self.table}_pk"
+
+    @cached_property
+    def by_keyword(self) -> dict[str, Attribute]:
+        return {attribute.keyword: attribute for attribute in self.attributes}
+
+    def value_columns(self) -> tuple[str, ...]:
+        return tuple(name for attribute in self.attributes for name in attribute.columns())
+
+
+ITEM_TABLES = (
+    # Series level of both models (PS3.4 C.6.1.1.4, C.6.2.1.3)
+    ItemTable(
+        "series_request",
+        "RequestAttributesSequence",
+        "series",
+        _attributes("RequestedProcedureID", "ScheduledProcedureStepID"),
+    ),
+)
+SEQUENCES = {item_table.sequence: item_table for item_table in ITEM_TABLES}
+
 TABLE_OF_LEVEL = {table.level: table for table in TABLES}
 TABLE_NAMED = {table.name: table for table in TABLES}
 
@@ -264,6 +298,17 @@ def ddl(dialect: Dialect) -> list[str]:
             patterns = dialect.pattern_ops if attribute.vr in WILDCARD_VRS else ""
             statements.append(_index(table.name, matched, patterns))
         statements += [_index(table.name, column) for column in table.datetime_pairs.values()]
+    for item_table in ITEM_TABLES:
+        parent = (
+            f"{item_table.parent_column} BIGINT NOT NULL "
+            f"REFERENCES {item_table.table} (pk) ON DELETE CASCADE"
+        )
+        values = ", ".join(f"{name} TEXT" for name in item_table.value_columns())
+        statements += [
+            f"CREATE TABLE IF NOT EXISTS {item_table.name} "
+            f"(pk {dialect.primary_key}, {parent}, {values})",
+            _index(item_table.name, item_table.parent_column),
+        ]
     journal = ", ".join(f"{name} TEXT" for name in JOURNAL_COLUMNS)
     statements += [
         f"CREATE TABLE IF NOT EXISTS store_journal (pk {dialect.primary_key}, {journal})",

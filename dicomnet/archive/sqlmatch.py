@@ -9,7 +9,8 @@ is a parameter; wildcard patterns have the SQL wildcard characters escaped.
 
 Keys the schema does not hold are not matched (an SCP may ignore optional keys it does
 not support, PS3.4 C.2.2.1.2) and come back empty; so do keys of lower levels in a
-hierarchical query, and sequence keys.
+hierarchical query. Sequences the schema holds (``schema.ITEM_TABLES``) take sequence
+matching (C.2.2.2.6); others come back empty.
 """
 
 from __future__ import annotations
@@ -32,7 +33,17 @@ from ..qr.matching import (
 )
 from .config import IndexConfig
 from .dialect import Dialect
-from .schema import COMPUTED, TABLE_NAMED, TABLE_OF_LEVEL, TABLES, Attribute, Computed, Table
+from .schema import (
+    COMPUTED,
+    SEQUENCES,
+    TABLE_NAMED,
+    TABLE_OF_LEVEL,
+    TABLES,
+    Attribute,
+    Computed,
+    ItemTable,
+    Table,
+)
 
 _Condition = tuple[str, list[object]]
 _ConditionOf = Callable[[str], _Condition | None]
@@ -49,6 +60,7 @@ class ReturnKey:
     element: DataElement
     column: int | None
     computed: Computed | None = None
+    items: ItemTable | None = None  # a sequence: the column holds its owner's pk
 
 
 @dataclass(frozen=True)
@@ -102,7 +114,8 @@ def compile_query(
         if expression is None:
             returns.append(ReturnKey(key, None))
         else:
-            returns.append(ReturnKey(key, len(selected), computed))
+            items = SEQUENCES.get(key.keyword) if key.VR == "SQ" else None
+            returns.append(ReturnKey(key, len(selected), computed, items))
             selected.append(expression)
     sql = (
         f"SELECT {', '.join(selected)} FROM {_chain_up(table)}{where.where()} "
@@ -171,8 +184,18 @@ class _Compiler:
             if computed.table == self.table.name:
                 self.conditions.add(self._computed_condition(computed, key))
             return
+        if key.VR == "SQ":
+            item_table = SEQUENCES.get(key.keyword)
+            if item_table is not None:
+                self._place(
+                    TABLE_NAMED[item_table.table],
+                    lambda ref: _sequence_condition(
+                        item_table, ref, key, self.config, self.dialect
+                    ),
+                )
+            return
         held = _HELD.get(key.keyword)
-        if held is None or key.VR == "SQ":
+        if held is None:
             return
         table, attribute = held
         self._place(table, lambda ref: _condition(attribute, ref, key, self.config, self.dialect))
@@ -217,8 +240,14 @@ class _Compiler:
                 return f"(SELECT count(*) {source})", computed
             column = TABLE_NAMED[computed.source].by_keyword[computed.attribute].column
             return self.dialect.distinct_list(f"{alias}.{column}", source), computed
+        if key.VR == "SQ":
+            item_table = SEQUENCES.get(key.keyword)
+            owner = None if item_table is None else TABLE_NAMED[item_table.table]
+            if owner is None or TABLES.index(owner) > self.position:
+                return None, None
+            return f"{owner.name}.pk", None  # the items are fetched by their owner
         held = _HELD.get(key.keyword)
-        if held is None or key.VR == "SQ" or TABLES.index(held[0]) > self.position:
+        if held is None or TABLES.index(held[0]) > self.position:
             return None, None
         return f"{held[0].name}.{held[1].column}", None
 
@@ -274,6 +303,28 @@ def _condition(
         parts.append(sql)
         params.append(pattern)
     return "(" + " OR ".join(parts) + ")", params
+
+
+def _sequence_condition(
+    item_table: ItemTable, ref: str, key: DataElement, config: IndexConfig, dialect: Dialect
+) -> _Condition | None:
+    """Sequence matching (PS3.4 C.2.2.2.6): one item of the record matches every key of
+    the query's item (its first; None when it has no key with a value)."""
+    if not key.value:
+        return None
+    alias = f"{ref}_{item_table.name}"
+    conditions = _Conditions([], [])
+    for item_key in key.value[0]:
+        attribute = item_table.by_keyword.get(item_key.keyword)
+        if attribute is not None:
+            conditions.add(_condition(attribute, alias, item_key, config, dialect))
+    if not conditions.sql:
+        return None
+    return (
+        f"EXISTS (SELECT 1 FROM {item_table.name} AS {alias} WHERE "
+        f"{alias}.{item_table.parent_column} = {ref}.pk AND {' AND '.join(conditions.sql)})",
+        conditions.params,
+    )
 
 
 def _range_condition(expression: str, low: str | None, high: str | None) -> _Condition:

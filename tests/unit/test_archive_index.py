@@ -15,6 +15,7 @@ import pytest
 from postgres_cluster import index_url
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
+from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from dicomnet.archive import (
@@ -453,3 +454,60 @@ def test_the_database_agrees_with_the_memory_index(
     assert sorted(index.files(level, identifier, options=options)) == sorted(
         memory.files(level, identifier, options=options)
     )
+
+
+def request_item(procedure: str, step: str) -> Dataset:
+    item = Dataset()
+    item.RequestedProcedureID = procedure
+    item.ScheduledProcedureStepID = step
+    return item
+
+
+def test_sequence_matching_needs_one_item_matching_every_item_key(
+    open_test_index: OpenIndex, tmp_path: Path
+) -> None:
+    index = open_test_index()
+    for series, items in (
+        ("3.1.1", [("RP1", "SPS1"), ("RP2", "SPS2")]),
+        ("3.1.2", [("RP3", "SPS3")]),
+    ):
+        index.add(
+            write_instance(
+                tmp_path,
+                PatientID="P9",
+                StudyInstanceUID="3.1",
+                SeriesInstanceUID=series,
+                RequestAttributesSequence=Sequence([request_item(*item) for item in items]),
+            )
+        )
+    index.add(
+        write_instance(tmp_path, PatientID="P9", StudyInstanceUID="3.1", SeriesInstanceUID="3.1.3")
+    )
+
+    def series(**item_keys: str) -> list[str]:
+        key_item = Dataset()
+        for keyword, value in item_keys.items():
+            setattr(key_item, keyword, value)
+        identifier = query(
+            "SERIES", SeriesInstanceUID="", RequestAttributesSequence=Sequence([key_item])
+        )
+        return sorted(str(m.SeriesInstanceUID) for m in index.find("SERIES", identifier))
+
+    assert series(RequestedProcedureID="RP2", ScheduledProcedureStepID="SPS2") == ["3.1.1"]
+    assert series(RequestedProcedureID="RP2", ScheduledProcedureStepID="SPS1") == []  # two items
+    assert series(ScheduledProcedureStepID="SPS*") == ["3.1.1", "3.1.2"]
+    assert series() == ["3.1.1", "3.1.2", "3.1.3"]  # an empty item: universal
+    assert series(RequestedProcedureID="") == ["3.1.1", "3.1.2", "3.1.3"]
+    key_item = Dataset()
+    key_item.RequestedProcedureID = ""
+    identifier = query(
+        "SERIES", SeriesInstanceUID="3.1.1", RequestAttributesSequence=Sequence([key_item])
+    )
+    (match,) = index.find("SERIES", identifier)
+    returned = match.RequestAttributesSequence
+    assert [str(item.RequestedProcedureID) for item in returned] == ["RP1", "RP2"]
+    assert all(list(item.keys()) == [key_item["RequestedProcedureID"].tag] for item in returned)
+    # a sequence the index does not hold is returned empty, never an error
+    identifier = query("SERIES", SeriesInstanceUID="3.1.3", ReferencedImageSequence=Sequence([]))
+    (match,) = index.find("SERIES", identifier)
+    assert len(match.ReferencedImageSequence) == 0
