@@ -8,8 +8,12 @@ where the requestor took the SCP role; for C-MOVE on a sub-association to the mo
 destination, known by AE title. A pending response with the counts follows each
 sub-operation; the final status is Success, Warning (B000) when some failed or warned,
 or Cancel after C-CANCEL, the final identifier listing the failed instances (Failed SOP
-Instance UID List). Callbacks must not block, so every request is worked on through
-``DicomNet.run_in_background``; C-CANCEL stops it between two responses.
+Instance UID List). Callbacks must not block, so every request is worked on by a
+thread of its own (``BackgroundRequests``), so that a stalled requestor holds only its
+own; C-CANCEL stops it between two responses. Identifiers the index cannot answer get
+the status ``InvalidQuery`` names, with the reason as Error Comment; SOP class
+extended negotiation (relational, combined date-time) reaches the index as
+``QueryOptions``.
 """
 
 from __future__ import annotations
@@ -247,12 +251,19 @@ class BackgroundRequests:
         work: Callable[[threading.Event], None],
         respond_failure: Callable[[Exception], None],
     ) -> Future[None]:
-        """Run ``work(cancel)`` through ``DicomNet.run_in_background``; a C-CANCEL of
-        ``message_id`` sets ``cancel``. When the work raises, ``respond_failure(error)``
-        sends the final response, so the requestor is not left waiting."""
+        """Run ``work(cancel)`` on a thread of its own; a C-CANCEL of ``message_id``
+        sets ``cancel``. When the work raises, ``respond_failure(error)`` sends the final
+        response, so the requestor is not left waiting. The future is done when the
+        work is.
+
+        Not ``DicomNet.run_in_background``: a request waits on its requestor (a C-GET
+        for each C-STORE response, any request while the requestor does not read) for
+        up to the DIMSE timeout, and a few stalled requestors would hold every thread
+        of that shared pool, stalling every other client and the archive's stores."""
         cancel = threading.Event()
         with self._lock:
             self._cancel[message_id] = cancel
+        done: Future[None] = Future()
 
         def run() -> None:
             try:
@@ -266,8 +277,10 @@ class BackgroundRequests:
             finally:
                 with self._lock:
                     self._cancel.pop(message_id, None)
+                done.set_result(None)
 
-        return DicomNet.run_in_background(run)
+        threading.Thread(target=run, name=f"dicomnet-qr-{message_id}", daemon=True).start()
+        return done
 
     def cancel(self, message_id: int) -> bool:
         """Ask the request ``message_id`` to stop; False when it is not running."""

@@ -678,55 +678,72 @@ def test_c_move_goes_on_on_a_new_sub_association_after_a_file_breaks_mid_send(
     assert accepted == 2  # the sub-operations after the broken one went on a new one
 
 
-def test_a_stalled_c_get_requestor_does_not_stall_other_clients(
-    archive: Archive, require_pynetdicom: Any, run_dcmtk: Callable[..., Any]
+STALLED = 8  # more than the engine's pool of worker threads on a small machine
+
+
+def test_stalled_c_get_requestors_do_not_stall_other_clients(
+    archive: Archive, pynetdicom_ae: Any, run_dcmtk: Callable[..., Any]
 ) -> None:
-    """A requestor that stops answering its C-GET sub-operations holds its own request
-    only: meanwhile other clients query and store."""
+    """Requestors that stop answering their C-GET sub-operations hold their own requests
+    only: meanwhile another client queries and stores."""
     import threading
 
-    from pynetdicom import AE as PynetdicomAE
     from pynetdicom import build_role, evt
 
-    stalled, release_store = threading.Event(), threading.Event()
+    stalled, release_stores = threading.Semaphore(0), threading.Event()
 
     def on_store(event: Any) -> int:
-        stalled.set()
-        release_store.wait(60)
+        stalled.release()
+        release_stores.wait(60)
         return 0x0000
 
-    slow = PynetdicomAE(ae_title="SLOW")
-    slow.add_requested_context(STUDY_ROOT_GET)
-    slow.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
-    slow.add_requested_context(MRImageStorage, ExplicitVRLittleEndian)
-    roles = [build_role(c, scp_role=True) for c in (CTImageStorage, MRImageStorage)]
-    assoc = slow.associate(
-        LOOPBACK,
-        archive.port,
-        ae_title=AE,
-        ext_neg=roles,
-        evt_handlers=[(evt.EVT_C_STORE, on_store)],
-    )
-    results: list[Any] = []
+    ae = pynetdicom_ae
+    ae.add_requested_context(STUDY_ROOT_GET)
+    ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+    ae.add_requested_context(MRImageStorage, ExplicitVRLittleEndian)
+    roles = [build_role(c, scu_role=True, scp_role=True) for c in (CTImageStorage, MRImageStorage)]
     (study,) = studies(archive, "PID1")
-    getter = threading.Thread(
-        target=lambda: results.extend(
-            assoc.send_c_get(query("STUDY", StudyInstanceUID=study), STUDY_ROOT_GET)
-        )
-    )
-    getter.start()
+    results: list[list[Any]] = []
+    getters = []
+    associations = []
     try:
-        assert stalled.wait(30)
+        for _ in range(STALLED):
+            assoc = ae.associate(
+                LOOPBACK,
+                archive.port,
+                ae_title=AE,
+                ext_neg=roles,
+                evt_handlers=[(evt.EVT_C_STORE, on_store)],
+            )
+            assert assoc.is_established
+            associations.append(assoc)
+            responses: list[Any] = []
+            results.append(responses)
+            getter = threading.Thread(
+                target=lambda a=assoc, r=responses: r.extend(
+                    a.send_c_get(query("STUDY", StudyInstanceUID=study), STUDY_ROOT_GET)
+                )
+            )
+            getter.start()
+            getters.append(getter)
+        for _ in range(STALLED):
+            # every one of them is stuck in a C-STORE at once (well before the archive's
+            # 30 s DIMSE timeout would free some)
+            assert stalled.acquire(timeout=10)
         output = dcmtk_find(
             run_dcmtk, archive, "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientID=PID2"
         )
         assert dcmtk_values(output, "0010,0020") == ["PID2"]
+        again = of_study(archive, study)[0].path  # already archived: a warning, not stored
+        stored = run_dcmtk("storescu", "-v", "-aec", AE, LOOPBACK, str(archive.port), str(again))
+        assert "Received Store Response (Warning: ElementsDiscarded)" in stored.stderr
     finally:
-        release_store.set()
-        getter.join(60)
-        assoc.release()
-        slow.shutdown()
-    assert results[-1][0].Status == 0x0000
+        release_stores.set()
+        for getter in getters:
+            getter.join(60)
+        for assoc in associations:
+            assoc.release()
+    assert [responses[-1][0].Status for responses in results] == [0x0000] * STALLED
 
 
 def test_pynetdicom_worklist_query_and_a_malformed_range(
