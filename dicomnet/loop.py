@@ -432,10 +432,11 @@ class StreamChannel:
             self._handshake_timer = None
         if self.on_secure:
             self.on_secure(None)
-        with self._lock:
+        with self._lock:  # from here a sender thread may use the layer too
             self.engine.connection_made(self.loop.time())
+            decoded = self.layer.pending()  # bytes that came with the handshake's end
         self.on_events()
-        if self.layer.pending():
+        if decoded:
             self._read()
         self._settle()
 
