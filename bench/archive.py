@@ -10,8 +10,8 @@ values; the median and 95th percentile of the time to the last response are prin
 SQLite and PostgreSQL side by side, against the 50 ms target.
 
 With ``--qrscp``, the same two queries are also timed end to end: ``samples/qrscp.py``
-serving the index, DCMTK's ``findscu`` asking (one process per query, so its start-up is
-measured separately and subtracted).
+serving the index, DCMTK's ``findscu`` asking, one process per query; what an
+``echoscu`` run just before costs (process start, association, release) is subtracted.
 
 PostgreSQL: ``--postgres URL`` uses an existing (empty) database; without it, a
 throwaway cluster is started with Debian's initdb (tests/postgres_cluster.py).
@@ -132,20 +132,21 @@ def study_query(**keys: str) -> Dataset:
     return identifier
 
 
+Timed = Callable[[dict[str, str]], tuple[float, int]]
+
+
 def time_queries(
-    run: Callable[[dict[str, str]], int],
-    make_keys: Callable[[random.Random], dict[str, str]],
-    repeat: int,
+    run: Timed, make_keys: Callable[[random.Random], dict[str, str]], repeat: int
 ) -> tuple[float, float, float]:
-    """(median ms, 95th percentile ms, mean answers) of ``repeat`` queries."""
+    """(median ms, 95th percentile ms, mean answers) of ``repeat`` queries; ``run``
+    gives (seconds, answers) of one."""
     chooser = random.Random(1)
     times: list[float] = []
     answers = 0
     for _ in range(repeat):
-        keys = make_keys(chooser)
-        started = time.perf_counter()
-        answers += run(keys)
-        times.append((time.perf_counter() - started) * 1000)
+        seconds, count = run(make_keys(chooser))
+        times.append(seconds * 1000)
+        answers += count
     times.sort()
     return statistics.median(times), times[int(0.95 * (len(times) - 1))], answers / repeat
 
@@ -159,8 +160,13 @@ def query_kinds(patients: int) -> dict[str, Callable[[random.Random], dict[str, 
     }
 
 
-def through_index(index: ArchiveIndex) -> Callable[[dict[str, str]], int]:
-    return lambda keys: sum(1 for _ in index.find("STUDY", study_query(**keys)))
+def through_index(index: ArchiveIndex) -> Timed:
+    def run(keys: dict[str, str]) -> tuple[float, int]:
+        started = time.perf_counter()
+        answers = sum(1 for _ in index.find("STUDY", study_query(**keys)))
+        return time.perf_counter() - started, answers
+
+    return run
 
 
 @contextmanager
@@ -198,30 +204,28 @@ def qrscp_serving(url: str, storage: Path) -> Iterator[int]:
         process.wait(timeout=10)
 
 
-def through_findscu(findscu: str, port: int) -> Callable[[dict[str, str]], int]:
-    def run(keys: dict[str, str]) -> int:
-        arguments = [findscu, "-S", "-aec", "QRSCP", "127.0.0.1", str(port)]
-        for keyword, value in {"QueryRetrieveLevel": "STUDY", **RETURN_KEYS, **keys}.items():
-            arguments += ["-k", f"{keyword}={value}"]
-        result = subprocess.run(
-            arguments, capture_output=True, text=True, check=True, env=DCMTK_ENV
-        )
-        return (result.stdout + result.stderr).count("(Pending)")
+def through_findscu(findscu: str, echoscu: str, port: int) -> Timed:
+    """A findscu query, timed minus what an echoscu run just before costs (process start,
+    association, release: what findscu spends beside its C-FIND): pairs taken together,
+    so that a busy machine slows both alike."""
 
-    return run
-
-
-def association_ms(echoscu: str, port: int) -> float:
-    """What a DCMTK tool's start, association and release cost, without the C-FIND:
-    an echoscu run against the same server."""
-    times = []
-    for _ in range(10):
+    def run(keys: dict[str, str]) -> tuple[float, int]:
         started = time.perf_counter()
         subprocess.run(
             [echoscu, "-aec", "QRSCP", "127.0.0.1", str(port)], check=True, env=DCMTK_ENV
         )
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+        baseline = time.perf_counter() - started
+        arguments = [findscu, "-S", "-aec", "QRSCP", "127.0.0.1", str(port)]
+        for keyword, value in {"QueryRetrieveLevel": "STUDY", **RETURN_KEYS, **keys}.items():
+            arguments += ["-k", f"{keyword}={value}"]
+        started = time.perf_counter()
+        result = subprocess.run(
+            arguments, capture_output=True, text=True, check=True, env=DCMTK_ENV
+        )
+        elapsed = time.perf_counter() - started - baseline
+        return elapsed, (result.stdout + result.stderr).count("(Pending)")
+
+    return run
 
 
 def main() -> int:
@@ -264,17 +268,12 @@ def main() -> int:
             findscu, echoscu = shutil.which("findscu"), shutil.which("echoscu")
             if args.qrscp and findscu and echoscu:
                 with qrscp_serving(url, work / f"store-{backend}") as port:
-                    startup = association_ms(echoscu, port)
+                    run = through_findscu(findscu, echoscu, port)
                     for kind, make_keys in kinds.items():
-                        median, p95, answers = time_queries(
-                            through_findscu(findscu, port), make_keys, max(5, args.repeat // 5)
+                        repeat = max(5, args.repeat // 5)
+                        results[(backend, "qrscp+findscu", kind)] = time_queries(
+                            run, make_keys, repeat
                         )
-                        results[(backend, "qrscp+findscu", kind)] = (
-                            median - startup,
-                            p95 - startup,
-                            answers,
-                        )
-                print(f"  (findscu start-up and association, {startup:.0f} ms, subtracted)")
     print()
     header = ("backend", "through", "query", "median ms", "p95 ms", "answers")
     print("{:<11} {:<14} {:<21} {:>9} {:>7} {:>7}  target".format(*header))
