@@ -8,9 +8,10 @@ where the requestor took the SCP role; for C-MOVE on a sub-association to the mo
 destination, known by AE title. A pending response with the counts follows each
 sub-operation; the final status is Success, Warning (B000) when some failed or warned,
 or Cancel after C-CANCEL, the final identifier listing the failed instances (Failed SOP
-Instance UID List). Callbacks must not block, so every request is worked on by a
-thread of its own (``BackgroundRequests``), so that a stalled requestor holds only its
-own; C-CANCEL stops it between two responses. Identifiers the index cannot answer get
+Instance UID List). Callbacks must not block, so every request is worked on by one
+of the server's request threads (``BackgroundRequests``), not the engine's shared pool,
+so that stalled requestors hold up only themselves; C-CANCEL stops a request between
+two responses. Identifiers the index cannot answer get
 the status ``InvalidQuery`` names, with the reason as Error Comment; SOP class
 extended negotiation (relational, combined date-time) reaches the index as
 ``QueryOptions``.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -237,11 +238,21 @@ def answer_find(
     return sent
 
 
+Submit = Callable[[Callable[[], None]], "Future[None]"]
+"""Runs a request's work off the loop thread (an executor's ``submit``)."""
+
+REQUEST_THREADS = 32
+"""Q/R requests a server works on at once (more wait for a thread): each may wait on
+its requestor for up to the DIMSE timeout."""
+
+
 class BackgroundRequests:
     """The requests of one association being worked on off the loop thread, each
-    stoppable by the C-CANCEL of its message ID."""
+    stoppable by the C-CANCEL of its message ID; ``submit`` runs them (by default
+    ``DicomNet.run_in_background``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, submit: Submit = DicomNet.run_in_background) -> None:
+        self._submit = submit
         self._lock = threading.Lock()
         self._cancel: dict[int, threading.Event] = {}
 
@@ -251,19 +262,12 @@ class BackgroundRequests:
         work: Callable[[threading.Event], None],
         respond_failure: Callable[[Exception], None],
     ) -> Future[None]:
-        """Run ``work(cancel)`` on a thread of its own; a C-CANCEL of ``message_id``
-        sets ``cancel``. When the work raises, ``respond_failure(error)`` sends the final
-        response, so the requestor is not left waiting. The future is done when the
-        work is.
-
-        Not ``DicomNet.run_in_background``: a request waits on its requestor (a C-GET
-        for each C-STORE response, any request while the requestor does not read) for
-        up to the DIMSE timeout, and a few stalled requestors would hold every thread
-        of that shared pool, stalling every other client and the archive's stores."""
+        """Run ``work(cancel)`` with ``submit``; a C-CANCEL of ``message_id`` sets
+        ``cancel``. When the work raises, ``respond_failure(error)`` sends the final
+        response, so the requestor is not left waiting."""
         cancel = threading.Event()
         with self._lock:
             self._cancel[message_id] = cancel
-        done: Future[None] = Future()
 
         def run() -> None:
             try:
@@ -277,10 +281,8 @@ class BackgroundRequests:
             finally:
                 with self._lock:
                     self._cancel.pop(message_id, None)
-                done.set_result(None)
 
-        threading.Thread(target=run, name=f"dicomnet-qr-{message_id}", daemon=True).start()
-        return done
+        return self._submit(run)
 
     def cancel(self, message_id: int) -> bool:
         """Ask the request ``message_id`` to stop; False when it is not running."""
@@ -300,7 +302,7 @@ class QueryRetrieveConnection(AcceptedConnection):
 
     def __init__(self, listener: QueryRetrieveServer) -> None:
         super().__init__(listener)
-        self.requests = BackgroundRequests()
+        self.requests = BackgroundRequests(listener.request_workers.submit)
 
     # -- callbacks (loop thread): hand each request to a worker -------------------------
 
@@ -612,6 +614,13 @@ class QueryRetrieveServer(AcceptingServer):
     too (then override ``OnReceiveCStoreRequest`` in ``connection_type``). The other
     keyword ``options`` (``max_pdu``, ``timeouts``, ``temp_path``...) are
     ``AcceptingServer``'s.
+
+    Requests are worked on by ``request_threads`` threads of the server's own, not the
+    engine's shared pool (``DicomNet.run_in_background``): a request may wait on its
+    requestor (a C-GET for each C-STORE response, any request while the requestor does
+    not read) for up to the DIMSE timeout, and a few stalled requestors holding every
+    thread of the shared pool would stall every other client and the archive's stores.
+    A bounded pool also bounds the index's connections (one per thread).
     """
 
     connection_type: type[AcceptedConnection] = QueryRetrieveConnection
@@ -623,9 +632,16 @@ class QueryRetrieveServer(AcceptingServer):
         *,
         destinations: Mapping[str, tuple[str, int]] | None = None,
         supported: Mapping[str, Sequence[str]] = QUERY_RETRIEVE_SUPPORTED,
+        request_threads: int = REQUEST_THREADS,
         **options: Any,
     ) -> None:
         super().__init__(ae_title, supported, requestor_scp_role=STORAGE_SOP_CLASSES, **options)
+        self.request_workers = ThreadPoolExecutor(request_threads, "dicomnet-qr")
         self.index = index
         self.destinations = dict(destinations or {})
         self.policy.extended_negotiation = answer_extended_negotiation
+
+    def Close(self) -> None:
+        """Stop listening; requests not started yet are dropped."""
+        super().Close()
+        self.request_workers.shutdown(wait=False, cancel_futures=True)
