@@ -8,8 +8,9 @@ Every value is text as DICOM writes it (several values joined by a backslash; pe
 names without empty trailing components). Beside its value a PN attribute has a
 case-folded copy (``<column>_fold``) for case-insensitive matching, a DA, TM or DT
 attribute its ``comparable`` form (``<column>_key``) for range matching, and a date with
-its time in the same table the two as one ``comparable`` DT (``<date>time_key``) for
-combined date-time matching.
+its time in the same table the two as one ``comparable`` DT (``study_datetime_key``
+for StudyDate and StudyTime...) for combined date-time matching. Sequence attributes
+the schema holds have their items in tables of their own (``ITEM_TABLES``).
 """
 
 from __future__ import annotations

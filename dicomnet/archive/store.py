@@ -47,14 +47,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydicom import Dataset
 
 from ..dimse.status import CANNOT_UNDERSTAND
 from ..enums import DicomCommandStatusType
-from ..qr.matching import IDENTIFIER_DOES_NOT_MATCH
 from ..storage import RECEIVED_FILE_MODE, instance_file_name
 from ..uids import is_valid_uid
 from .index import ArchiveIndex, JournalEntry
@@ -71,7 +70,8 @@ log = logging.getLogger("dicomnet.archive")
 
 DUPLICATE_KEPT = 0xB006
 """Warning: the instance was already stored; the copy received was discarded."""
-DATA_SET_DOES_NOT_MATCH = IDENTIFIER_DOES_NOT_MATCH  # A900 in Storage too (PS3.4 B.2.3)
+DATA_SET_DOES_NOT_MATCH = 0xA900
+"""Error: Data Set does not match SOP Class (PS3.4 B.2.3)."""
 
 
 class DuplicatePolicy(enum.Enum):
@@ -126,7 +126,11 @@ class Archive:
     """Stored instances under ``root`` and their ``index``. ``store`` may be called from
     several threads at once (not from the network loop: it reads, writes and fsyncs),
     and from several processes sharing one index; call ``reconcile`` once at start-up,
-    before the first ``store``."""
+    before the first ``store``. Two stores of one SOP Instance UID in this process run
+    one after the other, so the duplicate policy sees the first; two processes storing
+    the same instance at the same moment both succeed, the later commit winning.
+    Journal entries are owned by host name and process id: give each archive process a
+    stable host name."""
 
     def __init__(
         self,
@@ -275,9 +279,7 @@ class Archive:
             obsolete = self.index.journal_commit(entry, record)
             report.indexed.append(str(final))
             if obsolete is not None:
-                self._delete_obsolete(
-                    JournalEntry(**{**entry.__dict__, "obsolete_path": obsolete}), report
-                )
+                self._delete_obsolete(replace(entry, obsolete_path=obsolete), report)
         else:
             self.index.journal_done(entry)
             report.forgotten.append(str(final))
