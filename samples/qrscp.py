@@ -35,6 +35,7 @@ from pathlib import Path
 from common import (
     add_common_options,
     add_server_options,
+    fail,
     parse_ae_address,
     serve,
     server_settings,
@@ -289,9 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args)
     storage: Path = args.storage_dir.resolve()
     args.storage_dir = storage
-    args.spool_dir = own_spool(storage / SPOOL_FOLDER)
     url = args.database or f"sqlite:///{storage / 'index.db'}"
-    index = open_index(url)
+    try:
+        args.spool_dir = own_spool(storage / SPOOL_FOLDER)
+        index = open_index(url)
+    except Exception as exc:  # OSError, or whatever the database driver raises
+        return fail("qrscp", f"cannot open the archive ({redacted(url)}): {exc}")
     archive = Archive(storage, index, policy=DUPLICATE_POLICIES[args.duplicates])
     log.info("start-up: %s", archive.reconcile())
     if args.rescan:
