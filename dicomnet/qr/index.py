@@ -163,15 +163,15 @@ class MemoryIndex:
         self, level: str, identifier: Dataset, *, options: QueryOptions = DEFAULT_OPTIONS
     ) -> Iterator[Dataset]:
         options.check(level, identifier)
-        keys = _matching_keys(identifier)
+        keys = matching_keys(identifier)
         for _, record in self._matching_records(level, keys, options):
-            yield _response(level, keys, record)
+            yield response_identifier(level, keys, record)
 
     def files(
         self, level: str, identifier: Dataset, *, options: QueryOptions = DEFAULT_OPTIONS
     ) -> list[str]:
         options.check(level, identifier)
-        keys = _matching_keys(identifier)
+        keys = matching_keys(identifier)
         return [
             instance.path
             for members, _ in self._matching_records(level, keys, options)
@@ -203,7 +203,7 @@ class MemoryIndex:
                     break
 
 
-def _matching_keys(identifier: Dataset) -> list[DataElement]:
+def matching_keys(identifier: Dataset) -> list[DataElement]:
     """The identifier's keys, without the elements that steer the query itself."""
     control = (_QUERY_RETRIEVE_LEVEL, _SPECIFIC_CHARACTER_SET)
     return [element for element in identifier if element.tag not in control]
@@ -219,7 +219,7 @@ def _computed(level: str, members: list[IndexedInstance], wanted: set[BaseTag]) 
     return summary
 
 
-def _response(level: str, keys: list[DataElement], lookup: Lookup) -> Dataset:
+def response_identifier(level: str, keys: list[DataElement], lookup: Lookup) -> Dataset:
     """The requested keys with the record's values (empty when it has none)."""
     response = Dataset()
     charset = lookup(_SPECIFIC_CHARACTER_SET)

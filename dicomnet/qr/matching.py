@@ -68,16 +68,16 @@ def element_matches(candidate: DataElement | None, key: DataElement) -> bool:
         return True  # universal matching (C.2.2.2.3)
     if key.VR == "SQ":
         return _sequence_matches(candidate, key)
-    wanted = _values(key)
+    wanted = key_values(key)
     if key.VR in WILDCARD_VRS and wanted == ["*"]:
         return True  # a lone "*" is universal matching, even for an absent value
     if candidate is None or candidate.is_empty:
         return False
-    have = _values(candidate)
+    have = key_values(candidate)
     return any(_value_matches(value, pattern, key.VR) for value in have for pattern in wanted)
 
 
-def _values(element: DataElement) -> list[str]:
+def key_values(element: DataElement) -> list[str]:
     """The element's values as text; several key values are alternatives (UID lists)."""
     value = element.value
     values = value if isinstance(value, MultiValue | list) else [value]
