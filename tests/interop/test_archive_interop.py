@@ -951,3 +951,22 @@ def test_relational_retrieval_when_negotiated(
     else:
         assert final.Status == 0xA900 and "StudyInstanceUID" in final.ErrorComment
         assert received == []
+
+
+@pytest.mark.parametrize(
+    ("model", "keys"),
+    [
+        ("-S", ["QueryRetrieveLevel=PATIENT", "PatientID"]),  # no such level in Study Root
+        ("-S", ["QueryRetrieveLevel=STUDY", "StudyDate=2024-01-01"]),  # malformed range
+        ("-P", ["QueryRetrieveLevel=STUDY", "StudyInstanceUID"]),  # no PatientID above
+    ],
+)
+def test_dcmtk_findscu_bad_queries_get_a900_with_a_comment(
+    archive: Archive, run_dcmtk: Callable[..., Any], model: str, keys: list[str]
+) -> None:
+    args = [arg for key in keys for arg in ("-k", key)]
+    result = run_dcmtk("findscu", "-d", model, "-aec", AE, *args, LOOPBACK, str(archive.port))
+    output = result.stdout + result.stderr
+    assert re.search(r"DIMSE Status\s*: 0xa900", output)  # the final response (-d)
+    assert re.search(r"\(0000,0902\) LO \[[^\]]+\]", output)  # with an Error Comment
+    dcmtk_find(run_dcmtk, archive, "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientID")
