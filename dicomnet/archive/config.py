@@ -10,11 +10,14 @@ class IndexConfig:
     """``pn_case_sensitive``: person names match case-sensitively (PS3.4 C.2.2.2.1 lets
     an SCP match them case-insensitively, which is what users expect: the default).
     ``busy_timeout``: seconds a SQLite writer waits for another one before failing.
-    ``connect_timeout``: seconds to wait for a PostgreSQL server to answer."""
+    ``connect_timeout``: seconds to wait for a PostgreSQL server to answer.
+    ``max_connections``: the most database connections the index holds at once (the
+    transactions of more threads wait for one, up to ``busy_timeout``)."""
 
     pn_case_sensitive: bool = False
     busy_timeout: float = 30.0
     connect_timeout: float = 10.0
+    max_connections: int = 8
 
 
 DEFAULT_CONFIG = IndexConfig()

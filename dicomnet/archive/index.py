@@ -143,7 +143,7 @@ class ArchiveIndex:
         return self.count()
 
     def close(self) -> None:
-        """Close the database connections of every thread."""
+        """Close the database connections (those in use when their transaction ends)."""
         self.backend.close()
 
     # -- writing (one transaction each, given by the caller) ------------------------------

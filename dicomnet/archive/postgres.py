@@ -1,15 +1,14 @@
 """The PostgreSQL backend (psycopg 3), for an index several archive processes or hosts
-share. Each thread has its own connection, opened on first use and again when the
-server dropped it; every statement runs in an explicit transaction."""
+share. Connections come from a bounded pool (opened on first use, and again when the
+server dropped one); every statement runs in an explicit transaction."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .backend import Row
+from .backend import ConnectionPool, Row
 from .config import IndexConfig
 from .dialect import POSTGRESQL
 
@@ -43,41 +42,31 @@ class PostgresBackend:
         self._conninfo = conninfo
         self.description = _without_password(conninfo)
         self._config = config
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[Any] = []
-        self._closed = False
-        self._connection()  # fail now when the server cannot be reached
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            self._open,
+            lambda connection: connection.close(),
+            lambda connection: not connection.closed and not connection.broken,
+            config.max_connections,
+            config.busy_timeout,
+            self.description,
+        )
+        with self._pool.connection():  # fail now when the server cannot be reached
+            pass
 
-    def _connection(self) -> Any:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None and not connection.closed and not connection.broken:
-            return connection
-        with self._lock:
-            if self._closed:
-                raise RuntimeError(f"{self.description} is closed")
-        connection = psycopg.connect(
+    def _open(self) -> Any:
+        return psycopg.connect(
             self._conninfo,
             autocommit=True,  # transactions are begun explicitly
             connect_timeout=max(1, round(self._config.connect_timeout)),
         )
-        with self._lock:
-            self._connections.append(connection)
-        self._local.connection = connection
-        return connection
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[_Session]:
-        connection = self._connection()
-        with connection.transaction():
+        with self._pool.connection() as connection, connection.transaction():
             yield _Session(connection)
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        for connection in connections:
-            connection.close()
+        self._pool.close()
 
 
 def _without_password(conninfo: str) -> str:

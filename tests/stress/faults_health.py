@@ -19,11 +19,15 @@ from pathlib import Path
 from polling import wait_until
 
 from dicomnet import DicomNet, Timeouts
+from dicomnet.archive import IndexConfig
 from dicomnet.scu import build_request, open_association, release
 from dicomnet.uids import IMPLICIT_VR_LE, VERIFICATION
 
 LOOPBACK = "127.0.0.1"
 WAIT = 15.0
+# A SQLite connection of the archive index holds its database, -wal and -shm files.
+_INDEX_FILES = ("index.db", "index.db-wal", "index.db-shm")
+_POOLED_INDEX_DESCRIPTORS = len(_INDEX_FILES) * IndexConfig().max_connections
 SETTLE = 10.0  # seconds a server gets to close what a fault left open
 _LISTEN = "0A"  # TCP state in /proc/net/tcp
 TIMEOUTS = Timeouts(connect=WAIT, artim=WAIT, acse=WAIT, dimse=WAIT)
@@ -89,7 +93,7 @@ class ProcessHealth:
     # A server whose requests run in dicomnet's worker pool keeps idle pool threads, and
     # how many the pool starts depends on timing: its thread count proves nothing, so
     # the tests show instead that a worker is free and that the stuck one ended.
-    pooled: bool = False
+    pooled: bool = False  # request threads and index connections come from pools
     _fds: list[str] = field(default_factory=list)
     _tasks: int = 0
 
@@ -101,6 +105,13 @@ class ProcessHealth:
         assert echo(self.port, self.called) == 0
         settle(lambda: [f"still connected: {c}"] if (c := self._connections()) else [])
         self._fds, self._tasks = descriptors(self.pid), task_count(self.pid)
+
+    def _own(self, fds: list[str]) -> list[str]:
+        """The descriptors that must come back to the baseline: with ``pooled``, those of
+        the archive index's connection pool are bounded by the pool instead."""
+        if not self.pooled:
+            return fds
+        return [fd for fd in fds if not fd.endswith(_INDEX_FILES)]
 
     def _connections(self) -> list[str]:
         """The process's TCP sockets that are not listening (whatever their state)."""
@@ -121,8 +132,10 @@ class ProcessHealth:
         def problems() -> list[str]:
             found = []
             now = descriptors(self.pid)
-            if len(now) != len(self._fds):
+            if len(self._own(now)) != len(self._own(self._fds)):
                 found.append(f"descriptors {self._fds} became {now}")
+            if self.pooled and len(now) - len(self._own(now)) > _POOLED_INDEX_DESCRIPTORS:
+                found.append(f"more index connections than its pool holds: {now}")
             if not self.pooled and (tasks := task_count(self.pid)) != self._tasks:
                 found.append(f"{self._tasks} threads became {tasks}")
             if leftovers := leftover_files(self.temp_dirs):
