@@ -54,6 +54,7 @@ from dicomnet.archive import (
     Archive,
     ArchiveIndex,
     DuplicatePolicy,
+    IndexConfig,
     UnreadableInstance,
     open_index,
 )
@@ -260,6 +261,13 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "warning (default), replace it, or refuse the new one",
     )
     parser.add_argument(
+        "--fsync",
+        action="store_true",
+        help="make every stored instance survive a power cut before it is answered "
+        "(fsync of file, folder and index commit; several times slower on common disks); "
+        "without it a stored instance survives the archive being killed",
+    )
+    parser.add_argument(
         "--rescan",
         action="store_true",
         help="at start, also index the Part-10 files under --storage-dir that the index "
@@ -293,10 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     url = args.database or f"sqlite:///{storage / 'index.db'}"
     try:
         args.spool_dir = own_spool(storage / SPOOL_FOLDER)
-        index = open_index(url)
+        index = open_index(url, IndexConfig(durable_commits=args.fsync))
     except Exception as exc:  # OSError, or whatever the database driver raises
         return fail("qrscp", f"cannot open the archive ({redacted(url)}): {exc}")
-    archive = Archive(storage, index, policy=DUPLICATE_POLICIES[args.duplicates])
+    archive = Archive(
+        storage, index, policy=DUPLICATE_POLICIES[args.duplicates], power_loss_safe=args.fsync
+    )
     log.info("start-up: %s", archive.reconcile())
     if args.rescan:
         log.info("rescan: %d file(s) indexed in place", index_files_in_place(storage, index))

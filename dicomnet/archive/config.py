@@ -11,6 +11,10 @@ class IndexConfig:
     an SCP match them case-insensitively, which is what users expect: the default).
     ``busy_timeout``: seconds a SQLite writer waits for another one before failing.
     ``connect_timeout``: seconds to wait for a PostgreSQL server to answer.
+    ``durable_commits``: a commit is on disk when it returns (SQLite ``synchronous=FULL``)
+    and survives a power cut; without it (``NORMAL`` in WAL mode) a commit survives the
+    archive process being killed, and a power cut loses at most the last commits, never
+    the database. A PostgreSQL server decides this itself (``synchronous_commit``).
     ``max_connections``: the most database connections the index holds at once (the
     transactions of more threads wait for one, up to ``busy_timeout``)."""
 
@@ -18,6 +22,7 @@ class IndexConfig:
     busy_timeout: float = 30.0
     connect_timeout: float = 10.0
     max_connections: int = 8
+    durable_commits: bool = False
 
 
 DEFAULT_CONFIG = IndexConfig()

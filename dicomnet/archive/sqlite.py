@@ -4,7 +4,7 @@ WAL mode lets readers go on while one writer commits, across threads and process
 a writer waits ``IndexConfig.busy_timeout`` for another. Connections come from a
 bounded pool, one transaction (one thread) at a time on each.
 Write transactions start with ``BEGIN IMMEDIATE`` so that two writers never deadlock
-upgrading read locks; ``synchronous=FULL``: a commit is on disk when it returns.
+upgrading read locks; ``synchronous`` FULL or NORMAL by ``IndexConfig.durable_commits``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ class SQLiteBackend:
             check_same_thread=False,  # pooled: used by one thread at a time, any thread
         )
         connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
+        synchronous = "FULL" if self._config.durable_commits else "NORMAL"
+        connection.execute(f"PRAGMA synchronous={synchronous}")
         connection.execute("PRAGMA foreign_keys=ON")
         return connection
 

@@ -4,10 +4,11 @@
 A C-STORE's data arrives spooled to a complete Part-10 file. ``Archive.store`` checks
 it, then:
 
-1. fsyncs the spool file, so that its content is on disk before its name moves;
+1. fsyncs the spool file (with ``power_loss_safe``), so that its content is on disk
+   before its name moves;
 2. commits a journal entry (``store_journal``): the file's final path, the spool path,
    the old file a replacement makes obsolete;
-3. renames the spool file to its final path and fsyncs the directory;
+3. renames the spool file to its final path (and fsyncs the directory);
 4. in one transaction, writes the instance's rows and removes the journal entry;
 5. deletes an obsolete file (a replacement moved to another study or series), then the
    entry kept for it;
@@ -18,6 +19,13 @@ the next start-up from the journal alone, without rescanning the storage: a file
 place is indexed, a store whose file never moved is forgotten (its spool file deleted),
 an obsolete file is deleted. So an indexed instance always has its file, and after
 ``reconcile`` every kept file is indexed.
+
+A killed process loses nothing the kernel already has, so the steps' order alone makes
+the store safe against kill -9. Surviving a power cut or a kernel crash too needs every
+step on disk before the next (``power_loss_safe=True``, and ``IndexConfig.durable_commits``
+for the index): several fsyncs per instance, which cost several times the store itself on
+common disks, so it is the archive's choice, not the default (plain storage SCPs such as
+DCMTK's storescp do not fsync either).
 
 Names come from UIDs checked to be well-formed (PS3.5 9.1): digits and dots only, never
 a path a peer chose. Statuses (PS3.4 B.2.3, PS3.7 C):
@@ -137,10 +145,12 @@ class Archive:
         root: Path,
         index: ArchiveIndex,
         policy: DuplicatePolicy = DuplicatePolicy.KEEP_FIRST,
+        power_loss_safe: bool = False,
     ) -> None:
         self.root = Path(root).absolute()
         self.index = index
         self.policy = policy
+        self._sync = power_loss_safe
         self._host = socket.gethostname()
         self._owner = f"{self._host}:{os.getpid()}"
         self._busy: set[str] = set()  # SOP Instance UIDs being stored by this process
@@ -187,13 +197,16 @@ class Archive:
                     )
                 obsolete = existing if existing != str(final) else None
             record = instance_record(header, final, spool.stat().st_size)
-            _fsync_file(spool, RECEIVED_FILE_MODE)
-            _make_directories(final.parent)
+            os.chmod(spool, RECEIVED_FILE_MODE)
+            if self._sync:
+                _fsync_file(spool)
+            _make_directories(final.parent, self._sync)
             entry = self.index.journal_add(
                 JournalEntry(uid, str(final), str(spool), obsolete, str(self.root), self._owner)
             )
             os.replace(spool, final)
-            _fsync_directory(final.parent)
+            if self._sync:
+                _fsync_directory(final.parent)
             self._commit(entry, record)
         except OSError as exc:
             log.error("cannot store %s: %s", uid, exc)
@@ -333,11 +346,10 @@ def _remove(path: Path) -> None:
         log.warning("cannot remove %s: %s", path, exc)
 
 
-def _fsync_file(path: Path, mode: int) -> None:
-    """Give the file ``mode`` and write its content to disk."""
+def _fsync_file(path: Path) -> None:
+    """Write the file's content to disk."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
-        os.fchmod(descriptor, mode)
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
@@ -352,8 +364,9 @@ def _fsync_directory(path: Path) -> None:
         os.close(descriptor)
 
 
-def _make_directories(path: Path) -> None:
-    """Create ``path`` and its missing parents, each made durable in its parent."""
+def _make_directories(path: Path, sync: bool) -> None:
+    """Create ``path`` and its missing parents (with ``sync``, each made durable in its
+    parent)."""
     missing: list[Path] = []
     current = path
     while not current.is_dir():
@@ -364,4 +377,5 @@ def _make_directories(path: Path) -> None:
             directory.mkdir()
         except FileExistsError:  # another thread or process made it first
             continue
-        _fsync_directory(directory.parent)
+        if sync:
+            _fsync_directory(directory.parent)

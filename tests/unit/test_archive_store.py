@@ -267,7 +267,9 @@ def test_reconcile_after_a_crash_at_each_step_leaves_index_and_files_in_agreemen
     url: str, root: Path, spool_dir: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     index = open_index(url)
-    archive = Archive(root, index, DuplicatePolicy.REPLACE)
+    # every step, the fsyncs for power-loss safety included (without them the steps are
+    # the same minus the two fsync ones)
+    archive = Archive(root, index, DuplicatePolicy.REPLACE, power_loss_safe=True)
     ds = data_set()
     assert store(archive, spool_dir, ds).status == 0
     # a replacement into another study, so that the last step has an old file to delete
