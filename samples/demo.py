@@ -10,12 +10,14 @@ samples/findscu.py at patient, study and series level (a wildcard name, a date r
 retrieves one study with samples/getscu.py and moves another with samples/movescu.py,
 checking that the data sets that came back are byte for byte the ones sent; queries the
 worklist (findscu.py -W); repeats a store and a query with DCMTK's storescu and findscu
-when they are installed; restarts the archive and shows that its index survived. Every
-server is stopped at the end. Exit status 0 when every check passed, 1 otherwise.
+when they are installed; restarts the archive and shows that its index survived. Then
+one storage SCP with TLS and a table of users: a store over TLS with mutual
+authentication and a confirmed user identity, and the same refused for a wrong passcode
+(certificates made for the run, samples/demo_pki.py). Every server is stopped at the
+end. Exit status 0 when every check passed, 1 otherwise.
 
-The demo is a list of ``Step`` objects run in order; more (a TLS exchange, a user
-identity check) are added by appending steps that use ``Demo.start_server`` and
-``Demo.run`` (see ``SECURITY_STEPS``).
+The demo is a list of ``Step`` objects run in order, each using ``Demo.start_server``
+and ``Demo.run``.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from demo_pki import DemoPki, make_demo_pki
+
 SAMPLES_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SAMPLES_DIR.parent
 LOOPBACK = "127.0.0.1"
 ARCHIVE_AE = "ARCHIVE"
 STORE_AE = "STORE"
+SECURE_AE = "SECURE"
 STARTUP_TIMEOUT = 15.0  # seconds a server may take to start listening
 CLIENT_TIMEOUT = 60.0  # seconds a client program may run
 STOP_TIMEOUT = 5.0  # seconds a server gets to exit after SIGTERM
@@ -125,6 +130,7 @@ class Demo:
     tag: str  # in every patient ID, so a shared database's older rows do not match
     servers: dict[str, BackgroundServer] = field(default_factory=dict)
     instances: list[Instance] = field(default_factory=list)
+    pki: DemoPki | None = None  # made by the TLS step
 
     def start_server(self, name: str, sample: str, *args: str) -> BackgroundServer:
         """Start ``samples/<sample>.py *args 0`` as ``name`` and wait until it says
@@ -642,9 +648,93 @@ def stop_servers(demo: Demo) -> Outcome:
     return Outcome(True, "the archive and the move destination stopped cleanly")
 
 
-# Secure transport and user identity (PS3.15 TLS, PS3.7 D.3.3.7) join the demo here:
-# steps that start the archive with TLS and check a user identity, run before the stop.
-SECURITY_STEPS: list[Step] = []
+# -- secure transport and user identity (PS3.15 TLS, PS3.7 D.3.3.7) -----------------------
+
+DEMO_USER, DEMO_PASSCODE = "demo", secrets.token_hex(8)
+
+
+def start_secure_server(demo: Demo) -> Outcome:
+    pki_dir = demo.workdir / "pki"
+    pki_dir.mkdir()
+    demo.pki = make_demo_pki(pki_dir)
+    users = demo.workdir / "users.txt"
+    users.write_text(f"# name:passcode, one a line\n{DEMO_USER}:{DEMO_PASSCODE}\n")
+    received = demo.workdir / "secure"
+    received.mkdir()
+    server = demo.pki.server
+    try:
+        demo.start_server(
+            "secure",
+            "storescp",
+            *("-aet", SECURE_AE, "--bind", LOOPBACK, "-od", str(received)),
+            *("+tls", str(server.key), str(server.certificate)),
+            *("+cf", str(demo.pki.ca_certificate)),
+            *("--user-file", str(users)),
+        )
+    except RuntimeError as exc:
+        return Outcome(False, f"the TLS storage SCP did not start: {exc}")
+    return Outcome(
+        True,
+        f"storescp.py listens with TLS (BCP 195 non-downgrading, client certificates "
+        f"required) on port {demo.port('secure')}, and accepts only user {DEMO_USER!r}",
+    )
+
+
+def secure_store(demo: Demo, passcode: str) -> Ran:
+    assert demo.pki is not None, "start_secure_server makes the certificates first"
+    client = demo.pki.client
+    image = str(demo.instances[0].path)
+    return demo.run_sample(
+        "storescu",
+        *("-aec", SECURE_AE),
+        *("+tls", str(client.key), str(client.certificate), "+cf", str(demo.pki.ca_certificate)),
+        *("-usr", DEMO_USER, "-pwd", passcode, "-rsp"),
+        *(LOOPBACK, demo.port("secure"), image),
+    )
+
+
+def store_over_tls(demo: Demo) -> Outcome:
+    if not secure_store(demo, DEMO_PASSCODE).ok:
+        return Outcome(False, "the store over TLS with the right passcode failed")
+    wrong = compare_received(demo, demo.workdir / "secure", demo.instances[:1])
+    if wrong is not None:
+        return wrong
+    return Outcome(
+        True,
+        "one image stored over TLS with mutual authentication, the user identity confirmed "
+        "by the SCP's positive response, the data set identical",
+    )
+
+
+def wrong_passcode_refused(demo: Demo) -> Outcome:
+    ran = secure_store(demo, DEMO_PASSCODE + "x")
+    if ran.ok:
+        return Outcome(False, "a wrong passcode was accepted")
+    if "association rejected" not in ran.output:
+        return Outcome(False, "the store failed, but not by a rejected association")
+    still = compare_received(demo, demo.workdir / "secure", demo.instances[:1])
+    if still is not None:
+        return still
+    return Outcome(True, "a wrong passcode gets A-ASSOCIATE-RJ, and nothing is stored")
+
+
+SECURITY_STEPS = [
+    Step(
+        "Start a storage SCP with TLS and a table of users (samples/storescp.py)",
+        "Certificates made for the run: a CA, the server's and the client's.",
+        start_secure_server,
+    ),
+    Step(
+        "Store over TLS as a known user (storescu.py +tls ... -usr -pwd -rsp)",
+        "TLS 1.2/1.3 with both certificates checked; the passcode travels encrypted.",
+        store_over_tls,
+    ),
+    Step(
+        "The same with a wrong passcode",
+        "The SCP's user table refuses the association before any data set is sent.",
+        wrong_passcode_refused,
+    ),
+]
 
 STEPS = [
     Step(
