@@ -13,12 +13,17 @@ With ``--qrscp``, the same two queries are also timed end to end: ``samples/qrsc
 serving the index, DCMTK's ``findscu`` asking, one process per query; what an
 ``echoscu`` run just before costs (process start, association, release) is subtracted.
 
+With ``--ingest N``, samples/storescu.py stores N images of 0.5 MB into qrscp.py (each
+instance stored and indexed) and, once, into storescp.py (no index): the rates side by
+side against the 0.8x target.
+
 PostgreSQL: ``--postgres URL`` uses an existing (empty) database; without it, a
 throwaway cluster is started with Debian's initdb (tests/postgres_cluster.py).
 
     python bench/archive.py --instances 20000          # quick
     python bench/archive.py                            # 100,000 instances
     python bench/archive.py --backends sqlite --qrscp
+    python bench/archive.py --instances 20000 --ingest 1000
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 from pydicom import Dataset
@@ -49,6 +54,7 @@ from dicomnet.archive import ArchiveIndex, open_index  # noqa: E402
 from dicomnet.archive.records import instance_record  # noqa: E402
 
 TARGET_MS = 50.0
+INGEST_TARGET = 0.8  # indexed ingest against storescp.py's rate without an index
 # Debian's DCMTK waits ~40 ms per round trip without it (Nagle and delayed ACKs)
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 SERIES_PER_STUDY = 4
@@ -170,21 +176,13 @@ def through_index(index: ArchiveIndex) -> Timed:
 
 
 @contextmanager
-def qrscp_serving(url: str, storage: Path) -> Iterator[int]:
-    """samples/qrscp.py on a free loopback port, answering from ``url``."""
+def sample_serving(sample: str, *args: str) -> Iterator[int]:
+    """``samples/<sample>.py *args PORT`` on a free loopback port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO_ROOT / "samples" / "qrscp.py"),
-            "--storage-dir",
-            str(storage),
-            "--database",
-            url,
-            str(port),
-        ],
+        [sys.executable, str(REPO_ROOT / "samples" / f"{sample}.py"), *args, str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -196,12 +194,44 @@ def qrscp_serving(url: str, storage: Path) -> Iterator[int]:
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("qrscp.py did not start") from None
+                    raise RuntimeError(f"{sample}.py did not start") from None
                 time.sleep(0.05)
         yield port
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def qrscp_serving(url: str, storage: Path) -> AbstractContextManager[int]:
+    """samples/qrscp.py answering from (and storing into) the index ``url``."""
+    return sample_serving("qrscp", "--storage-dir", str(storage), "--database", url)
+
+
+def make_ingest_files(directory: Path, count: int) -> Path:
+    """``count`` CT images of 512 x 512 16-bit (about 0.5 MB each), in 10 studies."""
+    directory.mkdir()
+    pixels = bytes(512 * 512 * 2)
+    for number, header in enumerate(headers(count, max(1, count // 100))):
+        header.Rows = header.Columns = 512
+        header.BitsAllocated, header.BitsStored, header.HighBit = 16, 16, 15
+        header.PixelRepresentation, header.SamplesPerPixel = 0, 1
+        header.PhotometricInterpretation = "MONOCHROME2"
+        header.PixelData = pixels
+        header.save_as(directory / f"{number:06d}.dcm", enforce_file_format=True)
+    return directory
+
+
+def time_ingest(port: int, files: Path) -> float:
+    """Seconds for samples/storescu.py to store every file of ``files`` on ``port``."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "samples" / "storescu.py")]
+        + ["-aec", "ANY", "127.0.0.1", str(port), str(files)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
 
 
 def through_findscu(findscu: str, echoscu: str, port: int) -> Timed:
@@ -238,7 +268,17 @@ def main() -> int:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--postgres", metavar="URL", help="an empty PostgreSQL database")
     parser.add_argument("--qrscp", action="store_true", help="also time qrscp.py + findscu")
+    parser.add_argument(
+        "--ingest",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time storescu.py storing N 0.5 MB images into qrscp.py (indexing) "
+        "against storescp.py (no index); target 0.8x",
+    )
     args = parser.parse_args()
+    ingest: dict[str, float] = {}  # receiver -> instances per second
+    ingest_files: Path | None = None
     patients = max(10, args.studies // STUDIES_PER_PATIENT)
     kinds = query_kinds(patients)
     results: dict[tuple[str, str, str], tuple[float, float, float]] = {}
@@ -274,6 +314,15 @@ def main() -> int:
                         results[(backend, "qrscp+findscu", kind)] = time_queries(
                             run, make_keys, repeat
                         )
+            if args.ingest:
+                if ingest_files is None:
+                    ingest_files = make_ingest_files(work / "ingest", args.ingest)
+                    (work / "plain").mkdir()
+                    with sample_serving("storescp", "-od", str(work / "plain")) as port:
+                        ingest["storescp.py"] = args.ingest / time_ingest(port, ingest_files)
+                with qrscp_serving(url, work / f"ingest-{backend}") as port:
+                    seconds = time_ingest(port, ingest_files)
+                    ingest[f"qrscp.py, {backend}"] = args.ingest / seconds
     print()
     header = ("backend", "through", "query", "median ms", "p95 ms", "answers")
     print("{:<11} {:<14} {:<21} {:>9} {:>7} {:>7}  target".format(*header))
@@ -281,7 +330,19 @@ def main() -> int:
         verdict = "ok" if median < TARGET_MS else "MISSED"
         numbers = f"{median:9.2f} {p95:7.2f} {answers:7.1f}"
         print(f"{backend:<11} {through:<14} {kind:<21} {numbers}  {verdict}")
-    return 0 if all(result[0] < TARGET_MS for result in results.values()) else 1
+    ingest_ok = True
+    if ingest:
+        plain = ingest.pop("storescp.py")
+        print(f"\ningest of {args.ingest} x 0.5 MB by storescu.py: storescp.py {plain:.0f}/s")
+        for receiver, rate in ingest.items():
+            ratio = rate / plain
+            ingest_ok = ingest_ok and ratio >= INGEST_TARGET
+            verdict = "ok" if ratio >= INGEST_TARGET else "MISSED"
+            print(
+                f"  {receiver:<24} {rate:6.0f}/s  {ratio:.2f}x  target {INGEST_TARGET}x {verdict}"
+            )
+    queries_ok = all(result[0] < TARGET_MS for result in results.values())
+    return 0 if queries_ok and ingest_ok else 1
 
 
 if __name__ == "__main__":
