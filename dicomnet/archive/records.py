@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
 from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement
 from pydicom.multival import MultiValue
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 
 from ..qr.matching import combined_value, comparable
 from .schema import ITEM_TABLES, TABLES, Attribute, Table
@@ -103,9 +104,18 @@ def _row(table: Table, header: Dataset) -> dict[str, object]:
 
 def element(dataset: Dataset, keyword: str) -> DataElement | None:
     """The element ``keyword`` of ``dataset``; None when it has none."""
-    tag = Tag(keyword)
-    found = dataset.get(tag)
+    tag = _tag(keyword)
+    if tag not in dataset:  # most keys of the schema are absent from a given header
+        return None
+    found = dataset[tag]
     return found if isinstance(found, DataElement) else None
+
+
+@functools.cache
+def _tag(keyword: str) -> BaseTag:
+    # pydicom looks a keyword up in its dictionary on every call: the schema's few dozen
+    # keywords, read for every stored instance, are looked up once
+    return Tag(keyword)
 
 
 def text_value(element: DataElement | None, attribute: Attribute | None = None) -> str | None:
