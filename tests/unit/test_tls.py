@@ -754,3 +754,23 @@ def test_a_large_store_over_tls_with_a_small_read_budget(pki: Pki, engine: None)
         client.Close()
     finally:
         server.Close()
+
+
+def test_a_client_whose_server_never_answers_the_handshake_times_out(
+    pki: Pki, virtual_clock: Any
+) -> None:
+    with socket.socket() as silent:  # the kernel accepts; nobody ever answers
+        silent.bind((LOOPBACK, 0))
+        silent.listen(1)
+        client = tls_client(settings_for(pki), pki.client)
+        client.config = replace(client.config, timeouts=Timeouts(tls_handshake=12.0))
+        start = virtual_clock.now
+        client.Connect(None, 0, LOOPBACK, silent.getsockname()[1])
+        with pytest.raises(DicomException) as raised:
+            client.wait_connected()
+        assert raised.value.Code is Code.NetTimeout
+        assert "did not finish within 12 s" in raised.value.message
+        assert client.secure.get_nowait() is Code.NetTimeout
+        DicomNet.pump(0)
+        assert client.closed.get_nowait() is Code.NetTimeout
+        assert virtual_clock.now - start == pytest.approx(12.0)
