@@ -54,7 +54,7 @@ from .pdu import (
     iter_pdvs,
 )
 from .sendqueue import SendQueue, StreamError
-from .timeouts import Timeouts
+from .timeouts import Timeouts, earliest
 
 log = logging.getLogger("dicomnet.connection")
 
@@ -442,12 +442,7 @@ class Connection:
 
     def get_timer(self) -> float | None:
         """The earliest deadline at which ``handle_timer`` must be called, if any."""
-        deadlines = [
-            d
-            for d in (self._artim_deadline, self._acse_deadline, self._idle_deadline)
-            if d is not None
-        ]
-        return min(deadlines) if deadlines else None
+        return earliest(earliest(self._artim_deadline, self._acse_deadline), self._idle_deadline)
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at ``now``: ARTIM, the ACSE wait, the idle limit."""

@@ -403,15 +403,11 @@ class StreamChannel:
                 self._read()
             # What the reads made the engine and the callbacks queue goes out now, in
             # this same turn: no write interest to register and drop again per request.
-            if not self._closed and (mask & selectors.EVENT_WRITE or self._has_output()):
+            if not self._closed:
                 self._write()
         finally:
             self.in_turn = False
         self._settle()
-
-    def _has_output(self) -> bool:
-        with self._lock:
-            return bool(self.engine.send_queue)
 
     def _advance_handshake(self) -> None:
         try:

@@ -55,6 +55,7 @@ from .operations import OutstandingOperations
 from .pdu import AssociateRJ
 from .response import Response
 from .sendqueue import SendQueue, StreamError
+from .timeouts import earliest
 
 log = logging.getLogger("dicomnet.session")
 
@@ -264,9 +265,10 @@ class DimseSession:
         self._last_activity = now
 
     def get_timer(self) -> float | None:
-        deadlines = [d for d in (self.engine.get_timer(), self._dimse_deadline()) if d is not None]
-        deadlines.extend(self._watch_deadline(w) for w in self._watches.values())
-        return min(deadlines) if deadlines else None
+        deadline = earliest(self.engine.get_timer(), self._dimse_deadline())
+        for watch in self._watches.values():
+            deadline = earliest(deadline, self._watch_deadline(watch))
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         self.engine.handle_timer(now)

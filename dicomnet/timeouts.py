@@ -39,3 +39,12 @@ class Timeouts:
     idle: float | None = None
     dimse: float | None = None
     tls_handshake: float | None = 30.0
+
+
+def earliest(first: float | None, second: float | None) -> float | None:
+    """The earlier of two deadlines, None standing for "no deadline"."""
+    if first is None:
+        return second
+    if second is None or first <= second:
+        return first
+    return second

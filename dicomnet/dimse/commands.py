@@ -86,10 +86,20 @@ COMMAND_DICTIONARY: dict[int, tuple[str, str]] = {
 }
 _MULTI_VALUED = frozenset({0x00000901, 0x00001005, 0x000051B0})  # VM 1-n
 _TAG_OF_KEYWORD = {keyword: tag for tag, (keyword, _) in COMMAND_DICTIONARY.items()}
+_SINGLE_US_TAGS = {
+    keyword: tag
+    for tag, (keyword, vr) in COMMAND_DICTIONARY.items()
+    if vr == "US" and tag not in _MULTI_VALUED
+}
+_SINGLE_US_KEYWORDS = {tag: keyword for keyword, tag in _SINGLE_US_TAGS.items()}
 _GROUP_LENGTH = 0x00000000
 
 _ELEMENT_HEADER = struct.Struct("<HHL")  # group, element, value length
 _UL = struct.Struct("<L")
+# Whole elements packed at once: every message has several single US values.
+_US_ELEMENT = struct.Struct("<HHLH")
+_US_VALUE = struct.Struct("<H")
+_GROUP_LENGTH_ELEMENT = struct.Struct("<HHLL")
 _RAW_KEY = re.compile(r"\(0000,([0-9A-Fa-f]{4})\)")  # unknown elements, "(0000,eeee)"
 _LO_LENGTH = 64  # PS3.5 6.2: a Long String holds at most 64 characters
 _STRING_VRS = frozenset({"UI", "AE", "LO", "SH", "CS", "LT", "IS"})
@@ -106,23 +116,33 @@ def encode_command_set(fields: Mapping[str, object]) -> bytes:
     one, and ``"(0000,eeee)"`` keys (as produced by ``decode_command_set`` for elements it
     does not know) are sent with their raw bytes value.
     """
-    elements = sorted(
-        _encode_element(keyword, value)
-        for keyword, value in fields.items()
-        if value is not None and keyword != "CommandGroupLength"
-    )
-    body = b"".join(_ELEMENT_HEADER.pack(0, tag, len(value)) + value for tag, value in elements)
-    return _ELEMENT_HEADER.pack(0, _GROUP_LENGTH, 4) + _UL.pack(len(body)) + body
+    elements: list[tuple[int, bytes]] = []
+    for keyword, value in fields.items():
+        if value is None or keyword == "CommandGroupLength":
+            continue
+        tag = _SINGLE_US_TAGS.get(keyword)
+        if tag is not None and type(value) is int and 0 <= value <= 0xFFFF:
+            elements.append((tag, _US_ELEMENT.pack(0, tag, 2, value)))  # most elements
+        else:
+            elements.append(_encode_element(keyword, value))
+    elements.sort()
+    body = b"".join([element for _, element in elements])
+    return _GROUP_LENGTH_ELEMENT.pack(0, _GROUP_LENGTH, 4, len(body)) + body
 
 
 def _encode_element(keyword: str, value: object) -> tuple[int, bytes]:
+    """(tag, the whole element) of a value other than one US."""
     tag = _TAG_OF_KEYWORD.get(keyword)
     if tag is None:
-        return _raw_tag(keyword), _raw_value(keyword, value)
-    vr = COMMAND_DICTIONARY[tag][1]
-    if vr in _STRING_VRS:
-        return tag, _encode_string(keyword, vr, value)
-    return tag, _encode_numbers(keyword, vr, _as_ints(keyword, value, tag))
+        tag = _raw_tag(keyword)
+        encoded = _raw_value(keyword, value)
+    else:
+        vr = COMMAND_DICTIONARY[tag][1]
+        if vr in _STRING_VRS:
+            encoded = _encode_string(keyword, vr, value)
+        else:
+            encoded = _encode_numbers(keyword, vr, _as_ints(keyword, value, tag))
+    return tag, _ELEMENT_HEADER.pack(0, tag, len(encoded)) + encoded
 
 
 def _encode_string(keyword: str, vr: str, value: object) -> bytes:
@@ -217,11 +237,14 @@ def decode_command_set(data: bytes | bytearray | memoryview) -> dict[str, object
                 f"past the end of the {end}-byte command set"
             )
         offset = start + length
-        value = view[start:offset]
-        if element == _GROUP_LENGTH:
-            _check_group_length(value, end - offset)
+        key = _SINGLE_US_KEYWORDS.get(element)
+        if key is not None and length == 2:
+            decoded: object = _US_VALUE.unpack_from(view, start)[0]
+        elif element == _GROUP_LENGTH:
+            _check_group_length(view[start:offset], end - offset)
             continue
-        key, decoded = _decode_element(element, value)
+        else:
+            key, decoded = _decode_element(element, view[start:offset])
         if key in fields:
             raise DIMSEError(f"element {key} appears twice in the command set")
         fields[key] = decoded
