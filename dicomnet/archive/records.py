@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
 from dataclasses import dataclass
 
 from pydicom import Dataset, dcmread
-from pydicom.dataelem import DataElement
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
-from pydicom.tag import BaseTag, Tag
 
 from ..qr.matching import combined_value, comparable
 from .schema import ITEM_TABLES, TABLES, Attribute, Table
@@ -52,10 +53,11 @@ def instance_record(header: Dataset, path: str | os.PathLike[str], size: int) ->
     """The rows of the instance in ``header``, kept in ``path`` (``size`` bytes). Raises
     ``UnreadableInstance`` when a unique key (Study, Series, SOP Instance UID) is missing;
     a missing Patient ID is an empty one (it is type 2)."""
+    values = _Values(header)
     rows: dict[str, dict[str, object]] = {}
-    charset = text_value(element(header, "SpecificCharacterSet"))
+    charset = values.text(_CHARSET)
     for table in TABLES:
-        row = _row(table, header)
+        row = _row(table, values)
         row["specific_character_set"] = charset
         if table.parent is None:
             row[table.by_keyword[table.unique].column] = row.get("patient_id") or ""
@@ -66,25 +68,28 @@ def instance_record(header: Dataset, path: str | os.PathLike[str], size: int) ->
     rows["instance"].update(
         file_path=os.fspath(path),
         file_size=size,
-        transfer_syntax_uid=text_value(element(meta, "TransferSyntaxUID")) if meta else None,
+        transfer_syntax_uid=header_value(meta, "TransferSyntaxUID") if meta else None,
     )
     items: dict[str, list[dict[str, object]] | None] = {}
     for item_table in ITEM_TABLES:
-        sequence = element(header, item_table.sequence)
+        tag = _attribute(item_table.sequence).tag
+        # most headers have none: looked for without converting anything
+        sequence = header[tag] if header.get_item(tag) is not None else None
         if sequence is None or sequence.VR != "SQ" or not sequence.value:
             items[item_table.name] = None
         else:
             items[item_table.name] = [
-                _values(item_table.attributes, item) for item in sequence.value
+                _values(item_table.attributes, _Values(item, values.encodings))
+                for item in sequence.value
             ]
     return InstanceRecord(rows, items)
 
 
-def _values(attributes: tuple[Attribute, ...], dataset: Dataset) -> dict[str, object]:
+def _values(attributes: tuple[Attribute, ...], values: _Values) -> dict[str, object]:
     """The columns of ``attributes``: each value and its matching forms."""
     row: dict[str, object] = {}
     for attribute in attributes:
-        value = text_value(element(dataset, attribute.keyword), attribute)
+        value = values.text(attribute)
         row[attribute.column] = value
         if attribute.fold_column:
             row[attribute.fold_column] = value.casefold() if value else None
@@ -93,8 +98,8 @@ def _values(attributes: tuple[Attribute, ...], dataset: Dataset) -> dict[str, ob
     return row
 
 
-def _row(table: Table, header: Dataset) -> dict[str, object]:
-    row = _values(table.attributes, header)
+def _row(table: Table, values: _Values) -> dict[str, object]:
+    row = _values(table.attributes, values)
     for (date, time), column in table.datetime_pairs.items():
         date_value = row[table.by_keyword[date].column]
         time_value = row[table.by_keyword[time].column]
@@ -102,20 +107,114 @@ def _row(table: Table, header: Dataset) -> dict[str, object]:
     return row
 
 
-def element(dataset: Dataset, keyword: str) -> DataElement | None:
-    """The element ``keyword`` of ``dataset``; None when it has none."""
-    tag = _tag(keyword)
-    if tag not in dataset:  # most keys of the schema are absent from a given header
-        return None
-    found = dataset[tag]
-    return found if isinstance(found, DataElement) else None
+def header_value(dataset: Dataset, keyword: str) -> str | None:
+    """The value of ``keyword`` in ``dataset`` as the schema stores it (``text_value``)."""
+    return _Values(dataset).text(_attribute(keyword))
 
 
 @functools.cache
-def _tag(keyword: str) -> BaseTag:
-    # pydicom looks a keyword up in its dictionary on every call: the schema's few dozen
-    # keywords, read for every stored instance, are looked up once
-    return Tag(keyword)
+def _attribute(keyword: str) -> Attribute:
+    return Attribute(keyword)
+
+
+class _Values:
+    """The schema's values of one data set, read from its raw elements: pydicom would
+    convert (and validate) each element to a value only for ``text_value`` to make it
+    text again, most of a store's cost. Decoded here as pydicom decodes them; an element
+    whose decoding is less plain (character set code extensions, a value that does not
+    decode, a VR of UN, a value left on disk) goes through pydicom."""
+
+    __slots__ = ("_dataset", "_encodings", "_inherited")
+
+    def __init__(self, dataset: Dataset, inherited: list[str] | None = None) -> None:
+        self._dataset = dataset
+        self._inherited = inherited  # a sequence item's: those of the data set above
+        self._encodings: list[str] | None = None
+
+    @property
+    def encodings(self) -> list[str]:
+        """The Python encodings of the data set's Specific Character Set."""
+        if self._encodings is None:
+            raw = self._dataset.get_item(_CHARSET_TAG, keep_deferred=True)
+            if raw is None and self._inherited is not None:
+                self._encodings = self._inherited
+            else:
+                names = self.text(_CHARSET)
+                self._encodings = _python_encodings(tuple(names.split("\\")) if names else ())
+        return self._encodings
+
+    def text(self, attribute: Attribute) -> str | None:
+        raw = self._dataset.get_item(attribute.tag, keep_deferred=True)
+        if raw is None:
+            return None
+        if isinstance(raw, RawDataElement):
+            if raw.length == 0:
+                return None
+            texts = self._raw_texts(raw, attribute)
+            if texts is not None:
+                text = "\\".join(texts if attribute.multi else texts[:1])
+                return text or None
+        found = self._dataset[attribute.tag]  # converted (and read when it was left on disk)
+        return text_value(found if isinstance(found, DataElement) else None, attribute)
+
+    def _raw_texts(self, raw: RawDataElement, attribute: Attribute) -> list[str] | None:
+        """The texts of ``raw`` as ``text_value`` makes them of pydicom's value; None
+        when pydicom is to convert it."""
+        data = raw.value
+        vr = raw.VR or attribute.dictionary_vr  # implicit VR: the dictionary's
+        if data is None or vr is None:
+            return None
+        if vr in _DEFAULT_REPERTOIRE:
+            return [
+                text.strip() for text in data.decode(default_encoding).rstrip(" \0").split("\\")
+            ]
+        if vr in _NUMBER_FORMATS:
+            size, number = _NUMBER_FORMATS[vr]
+            if len(data) % size:
+                return None
+            endian = "<" if raw.is_little_endian else ">"
+            return [str(n) for n in struct.unpack(f"{endian}{len(data) // size}{number}", data)]
+        if vr not in _CHARSET_VRS or _ESC in data:
+            return None
+        try:
+            if vr == "PN":
+                return [
+                    name.rstrip("^= ")
+                    for name in data.rstrip(b"\0 ").decode(self.encodings[0]).split("\\")
+                ]
+            decoded = data.decode(self.encodings[0])
+        except (UnicodeError, LookupError):  # pydicom warns, and replaces or falls back
+            return None
+        if vr in _SINGLE_VALUE_VRS:  # a backslash is text in these
+            return [decoded.rstrip("\0 ").strip()]
+        return [text.rstrip("\0 ").strip() for text in decoded.split("\\")]
+
+
+# VRs of the default repertoire, decoded by pydicom without the character set
+_DEFAULT_REPERTOIRE = frozenset({"AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"})
+_NUMBER_FORMATS = {
+    vr: (struct.calcsize(f"<{number}"), number)
+    for vr, number in (
+        ("US", "H"),
+        ("SS", "h"),
+        ("UL", "L"),
+        ("SL", "l"),
+        ("UV", "Q"),
+        ("SV", "q"),
+        ("FL", "f"),
+        ("FD", "d"),
+    )
+}
+_CHARSET_VRS = frozenset({"PN", "SH", "LO", "UC", "LT", "ST", "UT"})
+_SINGLE_VALUE_VRS = frozenset({"LT", "ST", "UT"})
+_ESC = b"\x1b"  # code extensions (ISO 2022): decoded by pydicom
+_CHARSET = Attribute("SpecificCharacterSet", multi=True)
+_CHARSET_TAG = _CHARSET.tag
+
+
+@functools.cache
+def _python_encodings(names: tuple[str, ...]) -> list[str]:
+    return convert_encodings(list(names)) if names else [default_encoding]
 
 
 def text_value(element: DataElement | None, attribute: Attribute | None = None) -> str | None:

@@ -53,14 +53,20 @@ class Attribute:
         return dictionary_VR(self.tag).split(" or ")[0]
 
     @cached_property
+    def dictionary_vr(self) -> str | None:
+        """The VR of an implicit VR element; None when the dictionary gives several."""
+        vr = dictionary_VR(self.tag)
+        return None if " or " in vr else vr
+
+    @cached_property
     def column(self) -> str:
         return column_name(self.keyword)
 
-    @property
+    @cached_property
     def fold_column(self) -> str | None:
         return f"{self.column}_fold" if self.vr == "PN" else None
 
-    @property
+    @cached_property
     def key_column(self) -> str | None:
         return f"{self.column}_key" if self.vr in RANGE_VRS else None
 

@@ -68,10 +68,9 @@ from .index import ArchiveIndex, JournalEntry
 from .records import (
     InstanceRecord,
     UnreadableInstance,
-    element,
+    header_value,
     instance_record,
     read_header,
-    text_value,
 )
 
 log = logging.getLogger("dicomnet.archive")
@@ -312,8 +311,8 @@ def _checked_header(spool: Path, sop_class: str, sop_instance: str) -> Dataset:
         header = read_header(spool)
     except UnreadableInstance as exc:
         raise _Refused(CANNOT_UNDERSTAND, f"cannot read the data set: {exc.__cause__}") from exc
-    data_class = text_value(element(header, "SOPClassUID"))
-    data_instance = text_value(element(header, "SOPInstanceUID"))
+    data_class = header_value(header, "SOPClassUID")
+    data_instance = header_value(header, "SOPInstanceUID")
     if not data_class or not data_instance:
         missing = "SOP Class UID" if not data_class else "SOP Instance UID"
         raise _Refused(CANNOT_UNDERSTAND, f"the data set has no {missing}")
@@ -329,8 +328,8 @@ def _checked_header(spool: Path, sop_class: str, sop_instance: str) -> Dataset:
         )
     for keyword, value in (
         ("SOPInstanceUID", data_instance),
-        ("StudyInstanceUID", text_value(element(header, "StudyInstanceUID"))),
-        ("SeriesInstanceUID", text_value(element(header, "SeriesInstanceUID"))),
+        ("StudyInstanceUID", header_value(header, "StudyInstanceUID")),
+        ("SeriesInstanceUID", header_value(header, "SeriesInstanceUID")),
     ):
         if not value or not is_valid_uid(value, strict=False):
             raise _Refused(
