@@ -29,10 +29,15 @@ from ..qr.matching import Lookup
 from .backend import Backend, Session
 from .config import DEFAULT_CONFIG, IndexConfig
 from .records import InstanceRecord, instance_record, read_header
-from .schema import ITEM_TABLES, JOURNAL_COLUMNS, SCHEMA_VERSION, TABLES, Table, ddl
+from .schema import ITEM_TABLES, JOURNAL_COLUMNS, SCHEMA_VERSION, TABLE_NAMED, TABLES, ddl
 from .sqlmatch import CompiledQuery, ReturnKey, compile_query, files_query
 
 _SPECIFIC_CHARACTER_SET = Tag("SpecificCharacterSet")
+_INSTANCE_FILE_SQL = "SELECT file_path FROM instance WHERE sop_instance_uid = ?"
+_JOURNAL_INSERT_SQL = (
+    f"INSERT INTO store_journal ({', '.join(JOURNAL_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in JOURNAL_COLUMNS)}) RETURNING pk"
+)
 _INTEGER_VRS = frozenset({"US", "UL", "SS", "SL", "SV", "UV"})
 _FLOAT_VRS = frozenset({"FL", "FD"})
 
@@ -129,9 +134,7 @@ class ArchiveIndex:
     def instance(self, sop_instance_uid: str) -> str | None:
         """The file of the instance ``sop_instance_uid``; None when it is not indexed."""
         with self.backend.transaction(write=False) as session:
-            rows = session.execute(
-                "SELECT file_path FROM instance WHERE sop_instance_uid = ?", [sop_instance_uid]
-            )
+            rows = session.execute(_INSTANCE_FILE_SQL, [sop_instance_uid])
         return rows[0][0] if rows else None
 
     def count(self) -> int:
@@ -161,7 +164,7 @@ class ArchiveIndex:
             if table.parent_column:
                 row[table.parent_column] = pks[-1]
             columns = tuple(row)
-            upsert = _upsert_sql(table, columns)
+            upsert = _upsert_sql(table.name, columns)
             pks.append(int(session.execute(upsert, [row[c] for c in columns])[0][0]))
         owners = {table.name: pk for table, pk in zip(TABLES, pks, strict=True)}
         for item_table in ITEM_TABLES:
@@ -204,17 +207,24 @@ class ArchiveIndex:
 
     # -- the store journal ---------------------------------------------------------------
 
-    def journal_add(self, entry: JournalEntry) -> JournalEntry:
-        """Record a store about to move its file into place (committed on return)."""
-        values = [getattr(entry, name) for name in JOURNAL_COLUMNS]
-        marks = ", ".join("?" for _ in JOURNAL_COLUMNS)
+    def journal_add(
+        self, entry: JournalEntry, only_new: bool = False
+    ) -> tuple[JournalEntry | None, str | None]:
+        """In one transaction, committed on return: find the file of the instance
+        ``entry`` stores, and record ``entry`` (a store about to move its file into place;
+        ``obsolete_path`` the file found when it is elsewhere) unless the instance is
+        indexed and ``only_new``. Returns the entry recorded (None when none was) and the
+        file found (None when the instance is not indexed)."""
         with self.backend.transaction() as session:
-            pk = session.execute(
-                f"INSERT INTO store_journal ({', '.join(JOURNAL_COLUMNS)}) VALUES ({marks}) "
-                "RETURNING pk",
-                values,
-            )[0][0]
-        return replace(entry, pk=int(pk))
+            found = session.execute(_INSTANCE_FILE_SQL, [entry.sop_instance_uid])
+            existing = str(found[0][0]) if found else None
+            if existing is not None and only_new:
+                return None, existing
+            if existing is not None and existing != entry.final_path:
+                entry = replace(entry, obsolete_path=existing)
+            values = [getattr(entry, name) for name in JOURNAL_COLUMNS]
+            pk = session.execute(_JOURNAL_INSERT_SQL, values)[0][0]
+        return replace(entry, pk=int(pk)), existing
 
     def journal_commit(self, entry: JournalEntry, record: InstanceRecord) -> str | None:
         """In one transaction: the instance's rows in, and the journal entry gone, or,
@@ -268,8 +278,9 @@ def _journal_entry(row: Sequence[object]) -> JournalEntry:
     )
 
 
-@cache
-def _upsert_sql(table: Table, columns: tuple[str, ...]) -> str:
+@cache  # by the table's name: hashing a Table hashes its whole description
+def _upsert_sql(name: str, columns: tuple[str, ...]) -> str:
+    table = TABLE_NAMED[name]
     unique = table.by_keyword[table.unique].column
     # an instance is replaced whole; a higher record keeps what its latest instance lacks
     whole = table.parent == TABLES[-2].name

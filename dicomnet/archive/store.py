@@ -7,8 +7,10 @@ it, then:
 1. fsyncs the spool file (with ``power_loss_safe``), so that its content is on disk
    before its name moves;
 2. commits a journal entry (``store_journal``): the file's final path, the spool path,
-   the old file a replacement makes obsolete;
-3. renames the spool file to its final path (and fsyncs the directory);
+   the old file a replacement makes obsolete; in the transaction that looks the SOP
+   Instance UID up, so that a duplicate the policy keeps out ends the store here;
+3. renames the spool file to its final path, in directories made when missing (and
+   fsyncs the directory);
 4. in one transaction, writes the instance's rows and removes the journal entry;
 5. deletes an obsolete file (a replacement moved to another study or series), then the
    entry kept for it;
@@ -164,11 +166,12 @@ class Archive:
         """Keep the received instance ``spooled_file`` (moved away or deleted: it is
         gone on return), ``sop_class`` and ``sop_instance`` being the command's Affected
         SOP Class and Instance UIDs. See the module for the statuses."""
-        spool = Path(spooled_file)
+        spool, sop_class, uid = Path(spooled_file), sop_class.strip(), sop_instance.strip()
         try:
-            header = _checked_header(spool, sop_class.strip(), sop_instance.strip())
-            with self._storing(sop_instance.strip()):
-                outcome = self._store(spool, header, sop_class.strip(), sop_instance.strip())
+            header, study, series = _checked_header(spool, sop_class, uid)
+            final = self.root / study / series / instance_file_name(sop_class, uid)
+            with self._storing(uid):
+                outcome = self._store(spool, header, final, uid)
         except _Refused as refused:
             log.warning("C-STORE of %s refused: %s", sop_instance, refused)
             outcome = refused.outcome
@@ -176,33 +179,28 @@ class Archive:
         _remove(spool)
         return outcome
 
-    def _store(self, spool: Path, header: Dataset, sop_class: str, uid: str) -> StoreOutcome:
-        study, series = str(header.StudyInstanceUID).strip(), str(header.SeriesInstanceUID).strip()
-        final = self.root / study / series / instance_file_name(sop_class, uid)
+    def _store(self, spool: Path, header: Dataset, final: Path, uid: str) -> StoreOutcome:
         try:
-            existing = self.index.instance(uid)
-            obsolete: str | None = None
-            if existing is not None:
-                if self.policy is DuplicatePolicy.KEEP_FIRST:
-                    return StoreOutcome(
-                        DUPLICATE_KEPT,
-                        "SOP Instance already stored; the copy received was discarded",
-                        Path(existing),
-                    )
-                if self.policy is DuplicatePolicy.REFUSE:
-                    return StoreOutcome(
-                        DicomCommandStatusType.DuplicateInstance,
-                        "SOP Instance already stored; refused (duplicates are not accepted)",
-                    )
-                obsolete = existing if existing != str(final) else None
             record = instance_record(header, final, spool.stat().st_size)
             os.chmod(spool, RECEIVED_FILE_MODE)
             if self._sync:
                 _fsync_file(spool)
-            _make_directories(final.parent, self._sync)
-            entry = self.index.journal_add(
-                JournalEntry(uid, str(final), str(spool), obsolete, str(self.root), self._owner)
+            entry, existing = self.index.journal_add(
+                JournalEntry(uid, str(final), str(spool), None, str(self.root), self._owner),
+                only_new=self.policy is not DuplicatePolicy.REPLACE,
             )
+            if entry is None:
+                if self.policy is DuplicatePolicy.KEEP_FIRST:
+                    return StoreOutcome(
+                        DUPLICATE_KEPT,
+                        "SOP Instance already stored; the copy received was discarded",
+                        Path(str(existing)),
+                    )
+                return StoreOutcome(
+                    DicomCommandStatusType.DuplicateInstance,
+                    "SOP Instance already stored; refused (duplicates are not accepted)",
+                )
+            _make_directories(final.parent, self._sync)
             os.replace(spool, final)
             if self._sync:
                 _fsync_directory(final.parent)
@@ -305,8 +303,9 @@ class Archive:
         self.index.journal_done(entry)
 
 
-def _checked_header(spool: Path, sop_class: str, sop_instance: str) -> Dataset:
-    """The spooled data set's header, checked against the command (see the module)."""
+def _checked_header(spool: Path, sop_class: str, sop_instance: str) -> tuple[Dataset, str, str]:
+    """The spooled data set's header, checked against the command (see the module), and
+    its Study and Series Instance UIDs."""
     try:
         header = read_header(spool)
     except UnreadableInstance as exc:
@@ -326,16 +325,18 @@ def _checked_header(spool: Path, sop_class: str, sop_instance: str) -> Dataset:
             DATA_SET_DOES_NOT_MATCH,
             f"the data set's SOP Class UID is not the command's: {data_class}",
         )
+    study = header_value(header, "StudyInstanceUID")
+    series = header_value(header, "SeriesInstanceUID")
     for keyword, value in (
         ("SOPInstanceUID", data_instance),
-        ("StudyInstanceUID", header_value(header, "StudyInstanceUID")),
-        ("SeriesInstanceUID", header_value(header, "SeriesInstanceUID")),
+        ("StudyInstanceUID", study),
+        ("SeriesInstanceUID", series),
     ):
         if not value or not is_valid_uid(value, strict=False):
             raise _Refused(
                 DATA_SET_DOES_NOT_MATCH, f"{keyword} {value or '(none)'} is not a valid UID"
             )
-    return header
+    return header, str(study), str(series)
 
 
 def _remove(path: Path) -> None:

@@ -142,6 +142,22 @@ def test_refuse_answers_a_failure(index: ArchiveIndex, root: Path, spool_dir: Pa
     assert kept_files(root) == [first.path]
 
 
+@pytest.mark.parametrize("policy", [DuplicatePolicy.KEEP_FIRST, DuplicatePolicy.REFUSE])
+def test_a_duplicate_kept_out_leaves_no_journal_entry_and_no_directory(
+    index: ArchiveIndex, root: Path, spool_dir: Path, policy: DuplicatePolicy
+) -> None:
+    archive = Archive(root, index, policy)
+    ds = data_set()
+    first = store(archive, spool_dir, ds)
+    elsewhere = data_set(
+        SOPInstanceUID=ds.SOPInstanceUID, StudyInstanceUID="1.7", SeriesInstanceUID="1.7.1"
+    )
+    assert store(archive, spool_dir, elsewhere).status != 0
+    assert index.journal_entries(str(archive.root)) == []
+    assert not (root / "1.7").exists() and kept_files(root) == [first.path]
+    assert index.instance(ds.SOPInstanceUID) == str(first.path)
+
+
 def test_replace_takes_the_new_copy_even_in_another_study(
     index: ArchiveIndex, root: Path, spool_dir: Path
 ) -> None:
