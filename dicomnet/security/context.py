@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import ssl
 import warnings
+from typing import TYPE_CHECKING
 
 from ..enums import DicomOpenSslOptionsFlags, DicomSslMethodType
 from ..errors import DicomException, DicomExceptionCode
-from .certificates import Credentials, trusted_certificates_pem
 from .profiles import PeerCertificatePolicy
 from .settings import DicomOpenSslContextCreationSettings
+
+if TYPE_CHECKING:
+    from .certificates import Credentials
 
 log = logging.getLogger("dicomnet.tls")
 
@@ -87,6 +90,8 @@ def build_context(
         raise _invalid(DicomExceptionCode.InvalidCtx, f"no usable cipher suite: {exc}") from exc
     policy = settings.peer_certificate
     context.verify_mode = _VERIFY_MODES[policy]
+    from .certificates import trusted_certificates_pem  # cryptography only once TLS runs
+
     trusted = trusted_certificates_pem(
         settings.trusted_files, settings.ca_directories, settings.ca_type
     )

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from ..enums import DicomTlsCertificateType, DicomTlsCipherSuiteType
 from ..errors import DicomException, DicomExceptionCode
-from .certificates import load_credentials
 from .ciphers import openssl_names
 from .context import build_context
 from .settings import DicomOpenSslContextCreationSettings
@@ -77,6 +76,8 @@ class TlsEndpoint:
                 DicomExceptionCode.CertificateLoadFailed,
                 "a TLS server needs a certificate and its key: call SetTlsClientCertificate",
             )
+        from .certificates import load_credentials  # cryptography only once TLS runs
+
         credentials = (
             load_credentials(
                 own.certificate_file,

@@ -28,7 +28,6 @@ from ..enums import (
     DicomTlsMacMethodType,
 )
 from ..errors import DicomException, DicomExceptionCode
-from .certificates import describe, public_key_bits
 from .ciphers import SUITES, suite_named
 from .endpoint import OwnCertificate, TlsEndpoint
 from .settings import DicomOpenSslContextCreationSettings
@@ -187,6 +186,8 @@ class TlsSurface:
     ) -> int:
         """Bits of the peer certificate's public key on this connection (0 without one);
         ``cipher`` is accepted for LEADTOOLS' signature and changes nothing."""
+        from .certificates import public_key_bits  # cryptography only once TLS runs
+
         tls = self._ssl_object()
         der = tls.getpeercert(binary_form=True) if tls is not None else None
         return public_key_bits(der) if der else 0
@@ -236,6 +237,8 @@ class TlsSurface:
             return
         for certificate in reversed(chain):
             der = certificate.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+            from .certificates import describe  # cryptography only once TLS runs
+
             text = describe(der)
             if not self.OnVerify(1, text, DicomExceptionCode.Success):
                 raise TlsError(
