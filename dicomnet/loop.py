@@ -98,7 +98,8 @@ class ProtocolEngine(Protocol):
         """The transport closed or failed."""
 
     def get_buffer(self) -> memoryview:
-        """Writable space for the next read."""
+        """Writable space for the next read. Only the loop thread touches the receive
+        buffer, so this may be called without the lock senders take."""
 
     def buffer_updated(self, nbytes: int, now: float) -> None:
         """``nbytes`` were read into the buffer from ``get_buffer``."""
@@ -458,23 +459,26 @@ class StreamChannel:
         engine = self.engine
         budget = self.read_budget
         while budget > 0 and not engine.close_requested:
-            with self._lock:
-                buffer = engine.get_buffer()
-                space = len(buffer)
-                try:
-                    n = self.layer.recv_into(buffer)
-                except (BlockingIOError, InterruptedError):
+            if self.layer.independent_directions:
+                # The receive buffer is the loop thread's alone: only what the bytes do
+                # to the engine needs the lock a sender may hold while it writes.
+                received = self._receive()
+                if received is None:
                     break
-                except OSError as exc:
-                    error: OSError | None = exc
-                    n = 0
-                else:
-                    error = None
-                finally:
-                    buffer.release()
+                n, space, error = received
                 if n:
-                    engine.buffer_updated(n, self.loop.time())
-                more = self.layer.pending()  # under the lock: a sender may use the layer
+                    with self._lock:
+                        engine.buffer_updated(n, self.loop.time())
+                more = 0
+            else:
+                with self._lock:  # a sender may be using the layer
+                    received = self._receive()
+                    if received is None:
+                        break
+                    n, space, error = received
+                    if n:
+                        engine.buffer_updated(n, self.loop.time())
+                    more = self.layer.pending()
             if error is not None:
                 self.failure = error
                 self._lost(f"connection error: {error.strerror or error}")
@@ -486,6 +490,20 @@ class StreamChannel:
             budget -= n
             if n < space and not more:
                 break
+
+    def _receive(self) -> tuple[int, int, OSError | None] | None:
+        """One read into the engine's buffer: (bytes read, room there was, the error that
+        broke the connection); None when the socket has nothing now."""
+        buffer = self.engine.get_buffer()
+        space = len(buffer)
+        try:
+            return self.layer.recv_into(buffer), space, None
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            return 0, space, exc
+        finally:
+            buffer.release()
 
     def _write(self) -> None:
         finished, failed, error = self._write_queued()

@@ -20,6 +20,10 @@ class SecurityLayer(ABC):
     """One connection's byte transport, possibly transformed (encrypted)."""
 
     sock: socket.socket
+    independent_directions = False
+    """True when ``recv_into`` may run on one thread while ``send`` runs on another (no
+    state shared between reading and writing): the loop then reads without the lock a
+    sender holds while it writes."""
 
     def attach(self, sock: socket.socket, server_side: bool) -> None:
         """Bind the layer to a connected, non-blocking socket."""
@@ -56,6 +60,8 @@ class SecurityLayer(ABC):
 
 class PlainLayer(SecurityLayer):
     """No security: bytes pass through unchanged (``DicomNetSecurityMode.None_``)."""
+
+    independent_directions = True  # the kernel orders a socket's two directions itself
 
     def handshake(self) -> bool:
         return True
