@@ -29,6 +29,7 @@ throwaway cluster is started with Debian's initdb (tests/postgres_cluster.py).
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import random
 import shutil
@@ -259,6 +260,9 @@ def through_findscu(findscu: str, echoscu: str, port: int) -> Timed:
 
 
 def main() -> int:
+    # as an installed package would have it: no module compiled again in every process
+    compileall.compile_dir(REPO_ROOT / "dicomnet", quiet=1)
+    compileall.compile_dir(REPO_ROOT / "samples", quiet=1)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
