@@ -281,13 +281,22 @@ class TlsLayer(SecurityLayer):
         if self._unsent:
             raise BlockingIOError(errno.EAGAIN, "the socket is full")
         tls = self._object()
-        taken = 0
+        # One write for all the buffers: each TLS write makes records of its own, and
+        # a PDU is a few small headers before its fragment (three records, two of them
+        # a few bytes, where one will do).
+        pieces: list[memoryview] = []
+        size = 0
+        for buffer in buffers:
+            room = _WRITE_CHUNK - size
+            if room <= 0:
+                break
+            piece = buffer[:room]
+            pieces.append(piece)
+            size += len(piece)
+        if not pieces:
+            return 0
         try:
-            for buffer in buffers:
-                room = _WRITE_CHUNK - taken
-                if room <= 0:
-                    break
-                taken += tls.write(buffer[:room])
+            taken: int = tls.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
         except ssl.SSLError as exc:
             code, message = tls_error_code(exc)
             raise TlsError(code, message) from exc
