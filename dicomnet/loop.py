@@ -28,6 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any, NamedTuple, Protocol
 
 from .config import NetConfig
@@ -459,26 +460,17 @@ class StreamChannel:
         engine = self.engine
         budget = self.read_budget
         while budget > 0 and not engine.close_requested:
-            if self.layer.independent_directions:
-                # The receive buffer is the loop thread's alone: only what the bytes do
-                # to the engine needs the lock a sender may hold while it writes.
+            # The receive buffer is the loop thread's alone; the layer needs the lock a
+            # sender holds while it writes unless its two directions are independent.
+            with nullcontext() if self.layer.independent_directions else self._lock:
                 received = self._receive()
-                if received is None:
-                    break
-                n, space, error = received
+            if received is None:
+                break
+            n, space, error = received
+            with self._lock:
                 if n:
-                    with self._lock:
-                        engine.buffer_updated(n, self.loop.time())
-                more = 0
-            else:
-                with self._lock:  # a sender may be using the layer
-                    received = self._receive()
-                    if received is None:
-                        break
-                    n, space, error = received
-                    if n:
-                        engine.buffer_updated(n, self.loop.time())
-                    more = self.layer.pending()
+                    engine.buffer_updated(n, self.loop.time())
+                more = self.layer.pending()
             if error is not None:
                 self.failure = error
                 self._lost(f"connection error: {error.strerror or error}")
