@@ -275,7 +275,7 @@ def dcmtk_skipped(demo: Demo) -> Outcome:
 def data_set_bytes(path: Path) -> tuple[str, bytes]:
     """(SOP Instance UID, the data set's bytes after the file meta information): what
     must travel unchanged (each writer makes the meta information its own)."""
-    from dicomnet.dimse.part10 import read_part10_header
+    from dicomnet import read_part10_header
 
     header = read_part10_header(path)
     return header.sop_instance_uid, path.read_bytes()[header.data_offset :]

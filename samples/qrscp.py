@@ -49,6 +49,7 @@ from dicomnet import (
     DicomCommandStatusType,
     DicomException,
     DicomNet,
+    read_part10_header,
 )
 from dicomnet.archive import (
     Archive,
@@ -58,7 +59,6 @@ from dicomnet.archive import (
     UnreadableInstance,
     open_index,
 )
-from dicomnet.dimse.part10 import read_part10_header
 from dicomnet.qr import (
     QUERY_RETRIEVE_SUPPORTED,
     InvalidQuery,

@@ -14,7 +14,6 @@ import contextlib
 import os
 import re
 import shutil
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from io import BytesIO
@@ -22,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_until
 from pydicom import Dataset, dcmread
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from dicomnet.dimse.part10 import read_part10_header
+from dicomnet import read_part10_header
 
 PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
@@ -676,8 +676,11 @@ def pynetdicom_qr_scp(
             if event.is_cancelled:
                 yield 0xFE00, None
                 return
-            if number >= 10:
-                time.sleep(0.005)  # a slow archive, so a C-CANCEL arrives while it works
+            if number == 10:  # an archive still working when the requestor cancels
+                # (pynetdicom's is_cancelled takes the C-CANCEL it reports)
+                wait_until(lambda: event.is_cancelled, 30, "the C-CANCEL")
+                yield 0xFE00, None
+                return
             yield 0xFF00, match
 
     def on_get(event: Any) -> Iterator[Any]:

@@ -115,16 +115,16 @@ def reported(report: Path, what: str = "stored") -> list[str]:
 
 
 def wait_for_stores(report: Path, count: int, process: subprocess.Popen[str]) -> None:
-    """Poll the child's report until it began its ``count``-th store (another
-    process's observable state; with a deadline), so a kill lands in a store."""
-    deadline = time.monotonic() + 120
-    while len(reported(report, "storing")) < count:
+    """Wait until the child began its ``count``-th store, so a kill lands in a store."""
+    from polling import wait_until  # this file also runs as the child, without tests/
+
+    def begun() -> bool:
         if process.poll() is not None:
             output = process.stdout.read() if process.stdout else ""
             pytest.fail(f"the storing process ended ({process.returncode}): {output}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"the storing process did not report {count} stores in time")
-        time.sleep(0.001)
+        return len(reported(report, "storing")) >= count
+
+    wait_until(begun, 120, f"the storing process to report {count} stores")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
