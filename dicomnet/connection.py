@@ -274,7 +274,8 @@ class Connection:
 
     def _compact(self) -> None:
         pending = self._rend - self._rstart
-        self._rbuf[:pending] = self._rbuf[self._rstart : self._rend]
+        with memoryview(self._rbuf) as whole:  # a view: one copy, no temporary bytes
+            whole[:pending] = whole[self._rstart : self._rend]
         self._rstart, self._rend = 0, pending
 
     def _process_input(self, now: float) -> None:

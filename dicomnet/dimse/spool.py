@@ -135,13 +135,9 @@ class SpoolSink:
         self._transfer_syntax = transfer_syntax
         self._offset = len(header)
         self._length = 0
-        self._pending: list[memoryview] = []
-        self._pending_bytes = 0
-        try:
-            self._write(memoryview(header))
-        except OSError as exc:
-            self.discard()
-            raise SpoolError(f"writing the spool file {self.path}", exc) from exc
+        # the meta header goes out with the first data, in the same writev
+        self._pending: list[memoryview] = [memoryview(header)]
+        self._pending_bytes = len(header)
 
     def write(self, fragment: memoryview) -> None:
         """Take a fragment; it is written by ``flush`` (many at once, with one writev),
@@ -170,9 +166,6 @@ class SpoolSink:
                 buffers = buffers[1:]
             if buffers and written:
                 buffers = [buffers[0][written:], *buffers[1:]]
-
-    def _write(self, data: memoryview) -> None:
-        self._write_all([data])
 
     def close(self) -> SpooledFile:
         self.flush()
