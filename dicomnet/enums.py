@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from enum import IntEnum, IntFlag
 from enum import property as enum_property
+from typing import Any
 
 
 class DicomNetSecurityMode(IntEnum):
@@ -125,6 +126,14 @@ _REJECT_RESULTS: dict[int, str] = {
     DicomAssociateRejectResultType.Permanent: "permanent",
     DicomAssociateRejectResultType.Transient: "transient",
 }
+
+
+def enum_member(enum_type: Any, value: int) -> Any:
+    """The member of ``enum_type`` for ``value``; a value the enum lacks stays a plain
+    int (any 16-bit status is legal), which compares and formats the same way. Looked up
+    in the enum's value map: calling the enum costs ten times as much, per message."""
+    member = enum_type._value2member_map_.get(value)
+    return value if member is None else member
 
 
 def describe_reject(result: int, source: int, reason: int) -> str:

@@ -172,6 +172,7 @@ class EventLoop:
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._timer_seq = itertools.count()
         self._thread_id: int | None = None
+        self._runner: int | None = None  # the thread that ran the last iteration
         self._stopping = False
         self._closed = False
 
@@ -184,10 +185,13 @@ class EventLoop:
     # -- scheduling --------------------------------------------------------------
 
     def call_soon(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the loop thread soon. Safe from any thread."""
+        """Run ``callback`` on the loop thread soon. Safe from any thread.
+
+        The thread that runs the loop (pumping it, in manual mode, between iterations
+        too) needs no wake-up: its next iteration sees the call and does not wait."""
         with self._calls_lock:
             self._calls.append(callback)
-        if not self.in_loop_thread():
+        if threading.get_ident() != self._runner:
             self._wake()
 
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
@@ -234,7 +238,7 @@ class EventLoop:
     def run_once(self, timeout: float | None = None) -> None:
         """One iteration: wait for I/O (at most ``timeout``), then run what is due."""
         owner = self._thread_id
-        self._thread_id = threading.get_ident()
+        self._thread_id = self._runner = threading.get_ident()
         try:
             self._iterate(timeout)
         finally:

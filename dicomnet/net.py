@@ -54,6 +54,7 @@ from .enums import (
     DicomNetSecurityMode,
     DicomPduType,
     describe_reject,
+    enum_member,
 )
 from .errors import AssociationRejected, DicomException, DicomExceptionCode
 from .loop import (
@@ -87,13 +88,6 @@ from .timeouts import Timeouts
 log = logging.getLogger("dicomnet.net")
 
 _OK = DicomExceptionCode.Success
-
-
-def _as_enum(enum_type: Any, value: int) -> Any:
-    try:
-        return enum_type(value)
-    except ValueError:
-        return value
 
 
 class DicomNet(TlsSurface, DimseServices):
@@ -614,7 +608,6 @@ class DicomNet(TlsSurface, DimseServices):
             write_here
             and channel is not None
             and not queued_before
-            and runtime.is_threaded()
             and not loop.in_loop_thread()
             and not self._wants("OnSend")
             and channel.write_from_any_thread()
@@ -745,7 +738,7 @@ class DicomNet(TlsSurface, DimseServices):
             self._outcome.set()  # wake senders held back by _throttle
         if self._wants("OnSend"):
             for pdu_type, length in finished:
-                self.OnSend(_OK, _as_enum(DicomPduType, pdu_type), length)
+                self.OnSend(_OK, enum_member(DicomPduType, pdu_type), length)
 
     # -- dispatch (loop thread) ------------------------------------------------------
 
@@ -770,7 +763,7 @@ class DicomNet(TlsSurface, DimseServices):
                 log.exception("callback raised while handling %s", type(event).__name__)
 
     def _on_pdu(self, event: ev.PduReceived) -> None:
-        self.OnReceive(_OK, _as_enum(DicomPduType, event.pdu_type), event.raw, len(event.raw))
+        self.OnReceive(_OK, enum_member(DicomPduType, event.pdu_type), event.raw, len(event.raw))
 
     def _on_association_requested(self, event: AssociationRequested) -> None:
         request = event.request
@@ -817,8 +810,8 @@ class DicomNet(TlsSurface, DimseServices):
         log.info("%s", describe_reject(rj.result, rj.source, rj.reason))
         self._outcome.set(reject=rj)
         self.OnReceiveAssociateReject(
-            _as_enum(DicomAssociateRejectResultType, rj.result),
-            _as_enum(DicomAssociateRejectSourceType, rj.source),
+            enum_member(DicomAssociateRejectResultType, rj.result),
+            enum_member(DicomAssociateRejectSourceType, rj.source),
             _reject_reason(rj),
         )
 
@@ -832,8 +825,8 @@ class DicomNet(TlsSurface, DimseServices):
     def _on_abort(self, event: ev.AbortReceived) -> None:
         self._outcome.set(abort_info=(event.source, event.reason))
         self.OnReceiveAbort(
-            _as_enum(DicomAbortSourceType, event.source),
-            _as_enum(DicomAbortReasonType, event.reason),
+            enum_member(DicomAbortSourceType, event.source),
+            enum_member(DicomAbortReasonType, event.reason),
         )
 
     def _on_provider_abort(self, event: ev.ProviderAborted) -> None:
@@ -843,7 +836,7 @@ class DicomNet(TlsSurface, DimseServices):
             end_description=event.description,
         )
         self.OnReceiveAbort(
-            DicomAbortSourceType.Provider, _as_enum(DicomAbortReasonType, event.reason)
+            DicomAbortSourceType.Provider, enum_member(DicomAbortReasonType, event.reason)
         )
 
     def _on_response_timeout(self, event: ResponseTimedOut) -> None:

@@ -74,7 +74,9 @@ class SendQueue:
 
     def __bool__(self) -> bool:
         # a failure waiting to be reported counts: the writer must come and peek
-        return bool(self._ready) or self._fill(1) > 0 or self._failure is not None
+        if self._ready or self._failure is not None:
+            return True
+        return bool(self._items) and self._fill(1) > 0 or self._failure is not None
 
     def peek(self, max_bytes: int) -> list[memoryview]:
         """Buffers at the head of the queue, up to about ``max_bytes`` in total.

@@ -15,6 +15,7 @@ kept as raw bytes under ``"(0000,eeee)"``, a wrong Command Group Length logged a
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import struct
@@ -85,6 +86,7 @@ COMMAND_DICTIONARY: dict[int, tuple[str, str]] = {
     0x000051B0: ("Overlays", "US"),
 }
 _MULTI_VALUED = frozenset({0x00000901, 0x00001005, 0x000051B0})  # VM 1-n
+_SINGLE_VALUED_TAGS = frozenset(COMMAND_DICTIONARY) - _MULTI_VALUED
 _TAG_OF_KEYWORD = {keyword: tag for tag, (keyword, _) in COMMAND_DICTIONARY.items()}
 _SINGLE_US_TAGS = {
     keyword: tag
@@ -123,11 +125,20 @@ def encode_command_set(fields: Mapping[str, object]) -> bytes:
         tag = _SINGLE_US_TAGS.get(keyword)
         if tag is not None and type(value) is int and 0 <= value <= 0xFFFF:
             elements.append((tag, _US_ELEMENT.pack(0, tag, 2, value)))  # most elements
+        elif type(value) is str:
+            elements.append(_encode_text_element(keyword, value))
         else:
             elements.append(_encode_element(keyword, value))
     elements.sort()
     body = b"".join([element for _, element in elements])
     return _GROUP_LENGTH_ELEMENT.pack(0, _GROUP_LENGTH, 4, len(body)) + body
+
+
+@functools.lru_cache(maxsize=256)
+def _encode_text_element(keyword: str, value: str) -> tuple[int, bytes]:
+    """``_encode_element`` of a text value, remembered: the same SOP class UIDs and AE
+    titles go out in message after message."""
+    return _encode_element(keyword, value)
 
 
 def _encode_element(keyword: str, value: object) -> tuple[int, bytes]:
@@ -243,6 +254,8 @@ def decode_command_set(data: bytes | bytearray | memoryview) -> dict[str, object
         elif element == _GROUP_LENGTH:
             _check_group_length(view[start:offset], end - offset)
             continue
+        elif element in _SINGLE_VALUED_TAGS:
+            key, decoded = _decode_known_element(element, bytes(view[start:offset]))
         else:
             key, decoded = _decode_element(element, view[start:offset])
         if key in fields:
@@ -258,6 +271,13 @@ def _check_group_length(value: memoryview, actual: int) -> None:
     if stated != actual:
         # Some peers get this wrong; the PDV last-fragment bit delimits the command anyway.
         logger.debug("command group length says %d bytes, %d follow: ignored", stated, actual)
+
+
+@functools.lru_cache(maxsize=256)
+def _decode_known_element(tag: int, value: bytes) -> tuple[str, object]:
+    """``_decode_element`` of a single-valued element of the dictionary (its value is
+    immutable), remembered: the same UIDs and titles arrive in message after message."""
+    return _decode_element(tag, memoryview(value))
 
 
 def _decode_element(tag: int, value: memoryview) -> tuple[str, object]:

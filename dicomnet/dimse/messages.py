@@ -20,7 +20,12 @@ from enum import Enum
 from functools import cached_property
 from typing import Any
 
-from ..enums import DicomCommandPriorityType, DicomCommandStatusType, DicomCommandType
+from ..enums import (
+    DicomCommandPriorityType,
+    DicomCommandStatusType,
+    DicomCommandType,
+    enum_member,
+)
 from ..errors import DIMSEError
 from .commands import (
     DATA_SET_PRESENT,
@@ -73,9 +78,9 @@ class Field:
             return list(value) if isinstance(value, list) else []
         number = value if isinstance(value, int) else self.default
         if kind is Kind.STATUS:
-            return _member(DicomCommandStatusType, number)
+            return enum_member(DicomCommandStatusType, number)
         if kind is Kind.PRIORITY:
-            return _member(DicomCommandPriorityType, number)
+            return enum_member(DicomCommandPriorityType, number)
         return number
 
     def _text_fallback(self, command: Mapping[str, object]) -> str:
@@ -100,15 +105,6 @@ class Field:
             command[self.element] = int(value) & 0xFFFF
         elif value is not None:
             command[self.element] = int(value)
-
-
-def _member(enum_type: Any, value: int) -> Any:
-    """The enum member for ``value``; a value the enum lacks stays a plain int (any
-    16-bit status is legal), which compares and formats the same way."""
-    try:
-        return enum_type(value)
-    except ValueError:
-        return value
 
 
 @dataclass(frozen=True)
