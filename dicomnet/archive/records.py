@@ -12,6 +12,7 @@ from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
 
+from ..dimse import headers
 from ..qr.matching import combined_value, comparable
 from .schema import ITEM_TABLES, TABLES, Attribute, Table
 
@@ -42,7 +43,14 @@ class InstanceRecord:
 
 
 def read_header(path: str | os.PathLike[str]) -> Dataset:
-    """The header of a Part-10 file without its pixel data; raises ``UnreadableInstance``."""
+    """The header of a Part-10 file without its pixel data; raises ``UnreadableInstance``.
+
+    Plain files are sliced into raw elements by ``dimse.headers``; pydicom reads the
+    others (and says what is wrong with a broken one)."""
+    try:
+        return headers.read_header(path)
+    except (headers.NotPlain, OSError):
+        pass
     try:
         return dcmread(path, stop_before_pixels=True, defer_size=_HEADER_DEFER_SIZE)
     except Exception as exc:  # pydicom raises many types for files it cannot read
