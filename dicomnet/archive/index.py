@@ -14,10 +14,11 @@ change in one transaction.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 from pydicom import Dataset
 from pydicom.dataelem import DataElement
@@ -31,6 +32,10 @@ from .config import DEFAULT_CONFIG, IndexConfig
 from .records import InstanceRecord, instance_record, read_header
 from .schema import ITEM_TABLES, JOURNAL_COLUMNS, SCHEMA_VERSION, TABLE_NAMED, TABLES, ddl
 from .sqlmatch import CompiledQuery, ReturnKey, compile_query, files_query
+
+_T = TypeVar("_T")
+_Parents = dict[str, tuple[tuple[str, ...], tuple[object, ...], int]]
+"""Parent rows by table: their columns, their values and their primary key."""
 
 _SPECIFIC_CHARACTER_SET = Tag("SpecificCharacterSet")
 _INSTANCE_FILE_SQL = "SELECT file_path FROM instance WHERE sop_instance_uid = ?"
@@ -75,6 +80,9 @@ class ArchiveIndex:
     def __init__(self, backend: Backend, config: IndexConfig = DEFAULT_CONFIG) -> None:
         self.backend = backend
         self.config = config
+        # The patient, study and series rows this index wrote last (see ``_writing``):
+        # an instance of the same series writes none of them again.
+        self._parents: _Parents = {}
         self._create_schema()
 
     def __repr__(self) -> str:
@@ -101,8 +109,8 @@ class ArchiveIndex:
     def add(self, path: str | os.PathLike[str]) -> None:
         """Index (or re-index) the Part-10 file ``path`` where it is; raises
         ``UnreadableInstance`` when it cannot be read or lacks a unique key."""
-        with self.backend.transaction() as session:
-            self.put(session, read_record(path))
+        record = read_record(path)
+        self._writing(lambda session, parents: self.put(session, record, parents))
 
     def find(
         self, level: str, identifier: Dataset, *, options: QueryOptions = DEFAULT_OPTIONS
@@ -151,9 +159,30 @@ class ArchiveIndex:
 
     # -- writing (one transaction each, given by the caller) ------------------------------
 
-    def put(self, session: Session, record: InstanceRecord) -> str | None:
+    def _writing(self, write: Callable[[Session, _Parents], _T]) -> _T:
+        """``write(session, parents)`` in a transaction. ``parents`` are the parent rows
+        this index wrote last, which the write may take as they are; it adds those it
+        writes, kept once the transaction committed. A parent row taken may have gone
+        since (another process pruned it): then the write fails, and runs again with
+        every row written."""
+        for reuse in (True, False):
+            parents = dict(self._parents) if reuse and self._parents else None
+            written: _Parents = {}
+            try:
+                with self.backend.transaction() as session:
+                    result = write(session, written if parents is None else parents)
+            except Exception:
+                self._parents.clear()
+                if parents is None:
+                    raise
+                continue
+            self._parents.update(written if parents is None else parents)
+            return result
+        raise AssertionError("unreachable")  # the second round raises or returns
+
+    def put(self, session: Session, record: InstanceRecord, parents: _Parents) -> str | None:
         """Write the instance's rows; the file of the instance it replaces when that was
-        somewhere else (now unreferenced), else None."""
+        somewhere else (now unreferenced), else None. ``parents``: see ``_writing``."""
         before = session.execute(
             "SELECT file_path, series_pk FROM instance WHERE sop_instance_uid = ?",
             [record.sop_instance_uid],
@@ -164,8 +193,15 @@ class ArchiveIndex:
             if table.parent_column:
                 row[table.parent_column] = pks[-1]
             columns = tuple(row)
+            values = tuple(row[c] for c in columns)
+            last = parents.get(table.name)
+            if last is not None and last[0] == columns and last[1] == values:
+                pks.append(last[2])
+                continue
             upsert = _upsert_sql(table.name, columns)
-            pks.append(int(session.execute(upsert, [row[c] for c in columns])[0][0]))
+            pks.append(int(session.execute(upsert, values)[0][0]))
+            if table is not TABLES[-1]:
+                parents[table.name] = (columns, values, pks[-1])
         owners = {table.name: pk for table, pk in zip(TABLES, pks, strict=True)}
         for item_table in ITEM_TABLES:
             items = record.items[item_table.name]
@@ -186,6 +222,8 @@ class ArchiveIndex:
             return None
         old_path, old_series = before[0]
         if old_series != pks[-2]:  # moved to another series: its old records may be empty
+            self._parents.clear()
+            parents.clear()
             self._prune(session, int(old_series))
         return str(old_path) if old_path != record.path else None
 
@@ -230,8 +268,9 @@ class ArchiveIndex:
         """In one transaction: the instance's rows in, and the journal entry gone, or,
         when a file is left to delete, kept as "committed" with it as ``obsolete_path``
         (see ``journal_done``). Returns that file (None when there is none)."""
-        with self.backend.transaction() as session:
-            obsolete = self.put(session, record) or entry.obsolete_path
+
+        def commit(session: Session, parents: _Parents) -> str | None:
+            obsolete = self.put(session, record, parents) or entry.obsolete_path
             if obsolete and obsolete != entry.final_path:
                 session.execute(
                     "UPDATE store_journal SET state = 'committed', obsolete_path = ? WHERE pk = ?",
@@ -239,7 +278,9 @@ class ArchiveIndex:
                 )
                 return obsolete
             session.execute("DELETE FROM store_journal WHERE pk = ?", [entry.pk])
-        return None
+            return None
+
+        return self._writing(commit)
 
     def journal_done(self, entry: JournalEntry) -> None:
         """The journal entry is resolved: remove it."""

@@ -377,6 +377,48 @@ def test_a_replaced_instance_moves_and_empty_records_go(
     assert studies(index) == ["1.2"]
 
 
+def test_instances_of_one_series_keep_its_records_current(
+    open_test_index: OpenIndex, tmp_path: Path
+) -> None:
+    """The patient, study and series rows an index wrote last are not written again for
+    the next instance of the series, unless that instance changes them."""
+    index = open_test_index()
+    same = {"PatientID": "P1", "StudyInstanceUID": "3.1", "SeriesInstanceUID": "3.1.1"}
+    for number in range(3):
+        index.add(write_instance(tmp_path, InstanceNumber=str(number), **same))
+    index.add(write_instance(tmp_path, StudyDescription="given later", **same))
+    (study,) = index.find("STUDY", query("STUDY", StudyDescription="", StudyInstanceUID=""))
+    assert study.StudyDescription == "given later"
+    assert index.count() == 4
+
+
+def test_records_removed_by_another_process_are_written_again(
+    open_test_index: OpenIndex, tmp_path: Path
+) -> None:
+    """Another index on the same database (another archive process) replaces the only
+    instance of a series with one in another study: the series, study and patient this
+    index wrote last are gone. Its next instance of that series still gets them."""
+    index, other = open_test_index(), open_test_index()
+    old = {"PatientID": "P1", "StudyInstanceUID": "4.1", "SeriesInstanceUID": "4.1.1"}
+    first = write_instance(tmp_path, **old)
+    index.add(first)
+    from pydicom import dcmread
+
+    moved = dcmread(
+        write_instance(tmp_path, PatientID="P2", StudyInstanceUID="4.2", SeriesInstanceUID="4.2.1")
+    )
+    moved.SOPInstanceUID = moved.file_meta.MediaStorageSOPInstanceUID = first.stem
+    replacement = tmp_path / "replacement.dcm"
+    moved.save_as(replacement, enforce_file_format=True)
+    other.add(replacement)
+    assert studies(index) == ["4.2"]  # 4.1, its series and P1 went with it
+    index.add(write_instance(tmp_path, **old))
+    assert studies(index) == ["4.1", "4.2"]
+    patients = index.find("PATIENT", query("PATIENT", PatientID=""))
+    assert sorted(str(p.PatientID) for p in patients) == ["P1", "P2"]
+    assert index.count() == 2
+
+
 def test_several_threads_index_at_once(open_test_index: OpenIndex, tmp_path: Path) -> None:
     index = open_test_index()
     paths = [
