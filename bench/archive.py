@@ -51,11 +51,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # dicomnet from this checkout
 sys.path.insert(1, str(REPO_ROOT / "tests"))  # the throwaway PostgreSQL cluster
 
+from run import choose_temp_dir  # noqa: E402  (bench/run.py, beside this script)
+
 from dicomnet.archive import ArchiveIndex, open_index  # noqa: E402
 from dicomnet.archive.records import instance_record  # noqa: E402
 
 TARGET_MS = 50.0
 INGEST_TARGET = 0.8  # indexed ingest against storescp.py's rate without an index
+INGEST_FILE_BYTES = 530_000
 # Debian's DCMTK waits ~40 ms per round trip without it (Nagle and delayed ACKs)
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 SERIES_PER_STUDY = 4
@@ -79,8 +82,8 @@ def patient_name(number: int) -> str:
     return f"NAME{number:04d}^GIVEN{number % 97}"
 
 
-def headers(instances: int, studies: int) -> Iterator[Dataset]:
-    """The generated instance headers, study by study."""
+def headers(instances: int, studies: int, root: str = "2.25") -> Iterator[Dataset]:
+    """The generated instance headers, study by study, their UIDs under ``root``."""
     per_study = max(1, instances // studies)
     per_series = max(1, per_study // SERIES_PER_STUDY)
     for study in range(studies):
@@ -89,17 +92,17 @@ def headers(instances: int, studies: int) -> Iterator[Dataset]:
             series = image // per_series
             ds = Dataset()
             ds.SOPClassUID = MRImageStorage if series % 2 else CTImageStorage
-            ds.SOPInstanceUID = f"2.25.{study}.{series}.{image}"
+            ds.SOPInstanceUID = f"{root}.{study}.{series}.{image}"
             ds.PatientID = f"PID{patient:05d}"
             ds.PatientName = patient_name(patient)
             ds.PatientBirthDate = f"19{40 + patient % 60:02d}0101"
-            ds.StudyInstanceUID = f"2.25.{study}"
+            ds.StudyInstanceUID = f"{root}.{study}"
             ds.StudyDate = f"2024{1 + study % 12:02d}{1 + study % 28:02d}"
             ds.StudyTime = f"{8 + study % 10:02d}0000"
             ds.AccessionNumber = f"ACC{study:06d}"
             ds.StudyID = str(study)
             ds.StudyDescription = "BENCH STUDY"
-            ds.SeriesInstanceUID = f"2.25.{study}.{series}"
+            ds.SeriesInstanceUID = f"{root}.{study}.{series}"
             ds.Modality = "MR" if series % 2 else "CT"
             ds.SeriesNumber = series + 1
             ds.InstanceNumber = image + 1
@@ -208,11 +211,12 @@ def qrscp_serving(url: str, storage: Path) -> AbstractContextManager[int]:
     return sample_serving("qrscp", "--storage-dir", str(storage), "--database", url)
 
 
-def make_ingest_files(directory: Path, count: int) -> Path:
-    """``count`` CT images of 512 x 512 16-bit (about 0.5 MB each), in 10 studies."""
+def make_ingest_files(directory: Path, count: int, root: str) -> Path:
+    """``count`` CT images of 512 x 512 16-bit (about 0.5 MB each), in 10 studies, their
+    UIDs under ``root`` (none already indexed)."""
     directory.mkdir()
     pixels = bytes(512 * 512 * 2)
-    for number, header in enumerate(headers(count, max(1, count // 100))):
+    for number, header in enumerate(headers(count, max(1, count // 100), root)):
         header.Rows = header.Columns = 512
         header.BitsAllocated, header.BitsStored, header.HighBit = 16, 16, 15
         header.PixelRepresentation, header.SamplesPerPixel = 0, 1
@@ -233,6 +237,25 @@ def time_ingest(port: int, files: Path) -> float:
         stderr=subprocess.DEVNULL,
     )
     return time.perf_counter() - started
+
+
+def time_ingests(url: str, work: Path, args: argparse.Namespace) -> tuple[float, float]:
+    """Median rates (instances per second) of ``args.runs`` rounds, each storescp.py then
+    qrscp.py (into the index ``url``), so that both ran under the same machine load;
+    new instances each round, every file removed after its round."""
+    plain: list[float] = []
+    indexed: list[float] = []
+    for round_number in range(args.runs):
+        base = work / str(round_number)
+        base.mkdir(parents=True)
+        files = make_ingest_files(base / "files", args.ingest, f"2.25.9{round_number}")
+        (base / "plain").mkdir()
+        with sample_serving("storescp", "-od", str(base / "plain")) as port:
+            plain.append(args.ingest / time_ingest(port, files))
+        with qrscp_serving(url, base / "archive") as port:
+            indexed.append(args.ingest / time_ingest(port, files))
+        shutil.rmtree(base)
+    return statistics.median(plain), statistics.median(indexed)
 
 
 def through_findscu(findscu: str, echoscu: str, port: int) -> Timed:
@@ -280,14 +303,25 @@ def main() -> int:
         help="also time storescu.py storing N 0.5 MB images into qrscp.py (indexing) "
         "against storescp.py (no index); target 0.8x",
     )
+    parser.add_argument("--runs", type=int, default=3, help="ingest rounds (median)")
+    parser.add_argument(
+        "--tmp",
+        type=Path,
+        help="where the files and databases go (default: /dev/shm when it has room, as "
+        "bench/run.py: the software is measured, not the disk)",
+    )
     args = parser.parse_args()
     ingest: dict[str, tuple[float, float]] = {}  # backend -> (storescp.py, qrscp.py) /s
-    ingest_files: Path | None = None
+    temp_root = args.tmp or choose_temp_dir(3 * args.ingest * INGEST_FILE_BYTES)
     patients = max(10, args.studies // STUDIES_PER_PATIENT)
     kinds = query_kinds(patients)
     results: dict[tuple[str, str, str], tuple[float, float, float]] = {}
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dicomnet-bench-")))
+        work = Path(
+            stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="dicomnet-bench-", dir=temp_root)
+            )
+        )
         for backend in args.backends.split(","):
             url = f"sqlite:///{work / 'index.db'}" if backend == "sqlite" else args.postgres
             if backend == "postgresql" and url is None:
@@ -319,17 +353,7 @@ def main() -> int:
                             run, make_keys, repeat
                         )
             if args.ingest:
-                if ingest_files is None:
-                    ingest_files = make_ingest_files(work / "ingest", args.ingest)
-                # storescp.py right before, each time: the ratio compares runs made
-                # under the same machine load
-                plain_dir = work / f"plain-{backend}"
-                plain_dir.mkdir()
-                with sample_serving("storescp", "-od", str(plain_dir)) as port:
-                    plain = args.ingest / time_ingest(port, ingest_files)
-                with qrscp_serving(url, work / f"ingest-{backend}") as port:
-                    indexed = args.ingest / time_ingest(port, ingest_files)
-                ingest[backend] = (plain, indexed)
+                ingest[backend] = time_ingests(url, work / f"ingest-{backend}", args)
     print()
     header = ("backend", "through", "query", "median ms", "p95 ms", "answers")
     print("{:<11} {:<14} {:<21} {:>9} {:>7} {:>7}  target".format(*header))

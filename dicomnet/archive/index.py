@@ -180,9 +180,13 @@ class ArchiveIndex:
             return result
         raise AssertionError("unreachable")  # the second round raises or returns
 
-    def put(self, session: Session, record: InstanceRecord, parents: _Parents) -> str | None:
-        """Write the instance's rows; the file of the instance it replaces when that was
-        somewhere else (now unreferenced), else None. ``parents``: see ``_writing``."""
+    def put(
+        self, session: Session, record: InstanceRecord, parents: _Parents | None = None
+    ) -> str | None:
+        """Write the instance's rows in ``session``'s transaction; the file of the
+        instance it replaces when that was somewhere else (now unreferenced), else None.
+        ``parents``: see ``_writing`` (none: every row is written)."""
+        parents = {} if parents is None else parents
         before = session.execute(
             "SELECT file_path, series_pk FROM instance WHERE sop_instance_uid = ?",
             [record.sop_instance_uid],
