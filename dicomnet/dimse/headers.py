@@ -55,33 +55,44 @@ def read_header(path: str | os.PathLike[str]) -> Dataset:
         part10 = read_part10_header(path)
     except DIMSEError as exc:
         raise NotPlain(str(exc)) from exc
-    syntax = part10.transfer_syntax
-    if syntax in (EXPLICIT_VR_BE, DEFLATED_EXPLICIT_VR_LE):
-        raise NotPlain(f"transfer syntax {syntax}")
-    implicit = syntax == IMPLICIT_VR_LE
-    offset, length = part10.data_offset, part10.data_length
+    syntax, offset, length = part10.transfer_syntax, part10.data_offset, part10.data_length
+    _check_syntax(syntax)
     with open(path, "rb") as file:
         file.seek(offset)
         data = file.read(_READ)
         try:
-            elements = _Scanner(data, offset, implicit, len(data) == length).elements()
-        except _NeedMore:
+            return parse_header(data, syntax, complete=len(data) == length, offset=offset)
+        except HeaderIncomplete:
             file.seek(offset)
             data = file.read(min(length, MAX_HEADER))
-            try:
-                elements = _Scanner(data, offset, implicit, len(data) == length).elements()
-            except _NeedMore:
-                raise NotPlain(f"a header larger than {MAX_HEADER} bytes") from None
-    header = Dataset(elements)
+    try:
+        return parse_header(data, syntax, complete=len(data) == length, offset=offset)
+    except HeaderIncomplete:
+        raise NotPlain(f"a header larger than {MAX_HEADER} bytes") from None
+
+
+def parse_header(data: bytes, transfer_syntax: str, *, complete: bool, offset: int = 0) -> Dataset:
+    """The header in ``data``, the start of a data set in ``transfer_syntax`` (the whole
+    data set when ``complete``; ``offset``: where it lies in its file). Raises
+    ``HeaderIncomplete`` when ``data`` ends before the header does, ``NotPlain`` when
+    the data set is not one this module reads."""
+    _check_syntax(transfer_syntax)
+    implicit = transfer_syntax == IMPLICIT_VR_LE
+    header = Dataset(_Scanner(data, offset, implicit, complete).elements())
     header.set_original_encoding(implicit, True, None)
     meta = FileMetaDataset()
-    meta.TransferSyntaxUID = UID(syntax)
+    meta.TransferSyntaxUID = UID(transfer_syntax)
     header.file_meta = meta
     return header
 
 
-class _NeedMore(Exception):
-    """The first read ended inside the header."""
+def _check_syntax(transfer_syntax: str) -> None:
+    if transfer_syntax in (EXPLICIT_VR_BE, DEFLATED_EXPLICIT_VR_LE):
+        raise NotPlain(f"transfer syntax {transfer_syntax}")
+
+
+class HeaderIncomplete(NotPlain):
+    """The bytes given end inside the header: more of the data set is needed."""
 
 
 class _Scanner:
@@ -125,7 +136,7 @@ class _Scanner:
             position = stop
         else:
             if not self.final:  # the read ended between two elements
-                raise _NeedMore
+                raise HeaderIncomplete
         return found
 
     def _element_header(self, position: int, implicit: bool) -> tuple[int, bytes | None, int, int]:
@@ -184,5 +195,5 @@ class _Scanner:
     def _short(self, needed: int) -> None:
         """The data ends before ``needed``: read more, or the file is not plain."""
         if not self.final:
-            raise _NeedMore
+            raise HeaderIncomplete
         raise NotPlain("the data set ends inside an element")
