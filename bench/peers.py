@@ -27,11 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# Both libraries stand on pydicom. Imported here, at the top of the stack: imported from
-# inside a role, its dictionary's module code ran at a depth where CPython 3.11 maps
-# and unmaps a frame-stack chunk for each of its thousands of calls (+46 ms start-up).
-import pydicom.datadict  # noqa: F401
-
 # The libraries are imported inside each role, so a process loads only the one it uses.
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -288,6 +283,9 @@ def pynetdicom_echo(count: int, port: int, pdu: int) -> int:
 
 # -- command line -------------------------------------------------------------------
 
+# dicomnet loads pydicom only for data sets it makes or parses: these roles never do
+PYDICOM_FREE_ROLES = frozenset({"dicomnet-store", "dicomnet-echo"})
+
 ROLES: dict[str, Callable[..., int]] = {
     "dicomnet-scp": dicomnet_scp,
     "dicomnet-store": dicomnet_store,
@@ -315,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         "--tls", nargs=3, metavar=("KEY", "CERT", "CA"), help="TLS (dicomnet roles only)"
     )
     args = parser.parse_args(argv)
+    if args.role not in PYDICOM_FREE_ROLES:
+        # Imported here, near the top of the stack: imported from inside a role, its
+        # dictionary's module code ran at a depth where CPython 3.11 maps and unmaps a
+        # frame-stack chunk for each of its thousands of calls (+46 ms start-up).
+        import pydicom.datadict  # noqa: F401
     target = int(args.target) if args.role.endswith("-echo") else args.target
     if args.tls is None:
         return ROLES[args.role](target, args.port, args.pdu)

@@ -34,9 +34,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import Any, cast
-
-from pydicom import Dataset
+from typing import TYPE_CHECKING, Any, cast
 
 from . import events as ev
 from . import runtime, signals
@@ -84,6 +82,9 @@ from .session import (
     ResponseTimedOut,
 )
 from .timeouts import Timeouts
+
+if TYPE_CHECKING:  # annotations only: pydicom loads when a data set is made
+    from pydicom import Dataset
 
 log = logging.getLogger("dicomnet.net")
 

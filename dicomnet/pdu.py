@@ -15,8 +15,6 @@ import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from pydicom.uid import UID
-
 from .enums import DicomPduType, describe_reject
 from .errors import DicomExceptionCode, PDUError
 from .uids import APPLICATION_CONTEXT, MAX_UID_LENGTH, is_valid_uid
@@ -875,6 +873,8 @@ def _named(value: int, names: Mapping[int, str]) -> str:
 def _describe_uid(uid: str) -> str:
     if not is_valid_uid(uid, strict=False):  # pydicom would warn about it; print it raw
         return repr(uid)
+    from pydicom.uid import UID  # its names: for logs and descriptions only
+
     name = UID(uid).name
     return uid if name == uid else f"{uid} ({name})"
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-
-from pydicom import Dataset
+from typing import TYPE_CHECKING
 
 from .dimse.status import StatusCategory, status_category, status_description
+
+if TYPE_CHECKING:  # annotations only: pydicom loads when a data set is made
+    from pydicom import Dataset
 
 _UNDECODED = object()
 

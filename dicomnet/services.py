@@ -18,15 +18,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-from pydicom import Dataset
+from typing import TYPE_CHECKING, Any
 
 from .dimse.commands import RESPONSE_BIT as _R
 from .dimse.messages import MESSAGES, MessageSpec
 from .enums import DicomCommandPriorityType, DicomCommandStatusType
 from .enums import DicomCommandType as _C
 from .session import DataSetArgument
+
+if TYPE_CHECKING:  # annotations only: pydicom loads when a data set is made
+    from pydicom import Dataset
 
 
 class DimseServices(ABC):

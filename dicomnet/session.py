@@ -24,11 +24,9 @@ keeps:
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
-from pydicom import Dataset
+from typing import TYPE_CHECKING, TypeAlias
 
 from . import events as ev
 from .associate import DicomAssociate, negotiated_roles
@@ -57,9 +55,15 @@ from .response import Response
 from .sendqueue import SendQueue, StreamError
 from .timeouts import earliest
 
+if TYPE_CHECKING:  # annotations only: pydicom loads when a data set is made
+    import os
+
+    from pydicom import Dataset
+
+
 log = logging.getLogger("dicomnet.session")
 
-DataSetArgument = Dataset | Part10File | str | os.PathLike[str] | None
+DataSetArgument: TypeAlias = "Dataset | Part10File | str | os.PathLike[str] | None"
 """What ``Send*`` takes as a data set: a Dataset, a Part-10 file (or its path), or none."""
 
 Status = DicomCommandStatusType
@@ -352,6 +356,8 @@ class DimseSession:
         if data_set is None:
             return None
         transfer_syntax = self.context(presentation_id).transfer_syntax
+        from pydicom import Dataset  # loaded by the first data set sent, not by import
+
         if isinstance(data_set, Dataset):
             return BytesSource(encode_dataset(data_set, transfer_syntax))
         part10 = data_set if isinstance(data_set, Part10File) else read_part10_header(data_set)

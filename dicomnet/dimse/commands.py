@@ -20,10 +20,10 @@ import logging
 import re
 import struct
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from pydicom.datadict import dictionary_description
-from pydicom.dataset import Dataset
-from pydicom.uid import UID
+if TYPE_CHECKING:  # pydicom is imported where a data set is made: not for every program
+    from pydicom.dataset import Dataset
 
 from ..enums import DicomCommandPriorityType, DicomCommandType
 from ..errors import DIMSEError
@@ -318,6 +318,8 @@ def command_to_dataset(fields: Mapping[str, object]) -> Dataset:
     The fields are validated exactly as ``encode_command_set`` would send them.
     """
     group_length = len(encode_command_set(fields)) - _COMMAND_SET_PREFIX
+    from pydicom.dataset import Dataset
+
     dataset = Dataset()
     dataset.add_new(_GROUP_LENGTH, "UL", group_length)
     for keyword, value in fields.items():
@@ -425,6 +427,8 @@ def command_title(command_field: object) -> str:
 
 def _label(key: str) -> str:
     tag = _TAG_OF_KEYWORD.get(key)
+    from pydicom.datadict import dictionary_description
+
     return key if tag is None else dictionary_description(tag)
 
 
@@ -437,6 +441,8 @@ def _describe_value(key: str, value: object, command_field: int | None) -> str:
     if key == "Priority" and isinstance(value, int) and value in set(DicomCommandPriorityType):
         return f"{value} ({DicomCommandPriorityType(value).name.upper()})"
     if vr == "UI" and isinstance(value, str):
+        from pydicom.uid import UID
+
         name = UID(value).name
         return value if name == value else f"{value} ({name})"
     if vr == "AT" and isinstance(value, list):

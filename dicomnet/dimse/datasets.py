@@ -13,11 +13,10 @@ import array
 import zlib
 from collections.abc import Iterable
 from io import BytesIO
+from typing import TYPE_CHECKING
 
-from pydicom import DataElement, Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_dataset
+if TYPE_CHECKING:  # pydicom is imported once a data set is encoded or decoded
+    from pydicom import Dataset
 
 from ..errors import DIMSEError
 from ..uids import DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE
@@ -48,6 +47,8 @@ def in_byte_order(dataset: Dataset, little_endian: bool) -> Dataset:
     read_little = dataset.original_encoding[1]
     if read_little is None or read_little == little_endian:
         return dataset
+    from pydicom import DataElement, Dataset
+
     converted = Dataset()
     for element in dataset:
         value = element.value
@@ -65,6 +66,9 @@ def in_byte_order(dataset: Dataset, little_endian: bool) -> Dataset:
 def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     """Encode ``dataset`` for sending on a context with ``transfer_syntax``."""
     implicit, little = encoding_of(transfer_syntax)
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
     buffer = DicomBytesIO()
     buffer.is_implicit_VR = implicit
     buffer.is_little_endian = little
@@ -91,6 +95,8 @@ def decode_dataset(data: bytes | memoryview, transfer_syntax: str, max_length: i
     if transfer_syntax == DEFLATED_EXPLICIT_VR_LE:
         raw = _inflate(raw, max_length)
     implicit, little = encoding_of(transfer_syntax)
+    from pydicom.filereader import read_dataset
+
     try:
         dataset = read_dataset(BytesIO(raw), implicit, little)
         for _ in dataset.iterall():  # iterating converts each raw element

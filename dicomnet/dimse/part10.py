@@ -12,8 +12,6 @@ import os
 import struct
 from dataclasses import dataclass
 
-from pydicom import dcmread
-
 from ..errors import DIMSEError
 from ..uids import (
     DEFLATED_EXPLICIT_VR_LE,
@@ -127,6 +125,8 @@ def part10_source(part10: Part10File, accepted_transfer_syntax: str) -> DataSour
     convertible = CONVERTIBLE_TRANSFER_SYNTAXES
     if part10.transfer_syntax in convertible and accepted_transfer_syntax in convertible:
         try:
+            from pydicom import dcmread
+
             dataset = dcmread(part10.path)
         except Exception as exc:  # pydicom raises many types for malformed input
             raise DIMSEError(f"{part10.path} does not parse: {exc}") from exc

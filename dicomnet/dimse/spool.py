@@ -16,13 +16,16 @@ import tempfile
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-from pydicom import Dataset, dcmread
+from typing import TYPE_CHECKING
 
 from ..errors import DIMSEError
 from ..uids import DEFLATED_EXPLICIT_VR_LE, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .assembly import SinkError
 from .datasets import check_inflated_length
+
+if TYPE_CHECKING:  # annotations only: pydicom loads when a data set is read
+    from pydicom import Dataset
+
 
 _PREAMBLE = b"\0" * 128 + b"DICM"
 DEFER_SIZE = 64 << 10  # values larger than this stay on disk until read
@@ -46,6 +49,8 @@ class SpooledFile:
         that would inflate to more than ``max_inflated`` bytes is a ``DIMSEError``."""
         if self.transfer_syntax == DEFLATED_EXPLICIT_VR_LE:
             check_inflated_length(self._data_chunks(), max_inflated)
+        from pydicom import dcmread
+
         try:
             dataset = dcmread(self.path, defer_size=DEFER_SIZE)
         except Exception as exc:  # pydicom raises many types for malformed input
