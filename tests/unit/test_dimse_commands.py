@@ -622,3 +622,23 @@ def test_a_long_error_comment_is_cut_to_its_64_characters() -> None:
         "CommandDataSetType": NO_DATA_SET,
     }
     assert decode_command_set(encode_command_set(fields))["ErrorComment"] == "x" * 64
+
+
+def test_repeated_values_decode_to_independent_results() -> None:
+    """Text elements come from a cache; a multi-valued element's list never does, so
+    changing one decoded command leaves the next one alone."""
+    command = {
+        "CommandField": 0x8021,
+        "MessageIDBeingRespondedTo": 3,
+        "AffectedSOPClassUID": "1.2.840.10008.5.1.4.1.2.2.2",
+        "Status": 0xA701,
+        "OffendingElement": [0x00100010, 0x00100020],
+        "CommandDataSetType": 0x0101,
+    }
+    encoded = encode_command_set(command)
+    first, second = decode_command_set(encoded), decode_command_set(encoded)
+    assert first == second
+    assert isinstance(first["OffendingElement"], list)
+    first["OffendingElement"].append(0x00080020)
+    assert decode_command_set(encoded)["OffendingElement"] == [0x00100010, 0x00100020]
+    assert encode_command_set(command) == encoded  # the encoding cache gives the same bytes
