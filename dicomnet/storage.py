@@ -17,8 +17,6 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from pydicom.uid import UID
-
 from .associate import NegotiatedContext
 from .dimse.part10 import CONVERTIBLE_TRANSFER_SYNTAXES, Part10File, read_part10_header
 from .enums import DicomCommandPriorityType
@@ -44,6 +42,8 @@ def sop_class_abbreviation(sop_class: str) -> str:
     the initials of its words ("Secondary Capture Image Storage" -> "SC"); "UNKNOWN" for
     a UID pydicom does not know.
     """
+    from pydicom.uid import UID  # the dictionary of names: loaded by the first file kept
+
     name = UID(sop_class).name.split(" - ")[0]
     words = [word for word in name.split() if word not in _NOT_IN_ABBREVIATION]
     for word in words:

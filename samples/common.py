@@ -28,7 +28,6 @@ from tls_options import add_tls_options, apply_tls
 
 from dicomnet import DicomAssociate, DicomException, DicomNet, Timeouts
 from dicomnet.scu import accepted_context_id, open_association
-from dicomnet.server import SCP_IDLE_TIMEOUT
 
 Net = TypeVar("Net", bound=DicomNet)
 
@@ -168,6 +167,9 @@ def server_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
     """What every sample SCP takes besides the common options: where to listen."""
+    # here, not at the top: the server's storage classes load pydicom, which SCUs spare
+    from dicomnet.server import SCP_IDLE_TIMEOUT
+
     parser.add_argument("--bind", default="", help="local address to listen on (default: all)")
     parser.add_argument(
         "--idle-timeout",
