@@ -166,17 +166,17 @@ class ArchiveIndex:
         since (another process pruned it): then the write fails, and runs again with
         every row written."""
         for reuse in (True, False):
-            parents = dict(self._parents) if reuse and self._parents else None
-            written: _Parents = {}
+            taken = reuse and bool(self._parents)
+            parents = dict(self._parents) if taken else {}
             try:
                 with self.backend.transaction() as session:
-                    result = write(session, written if parents is None else parents)
+                    result = write(session, parents)
             except Exception:
                 self._parents.clear()
-                if parents is None:
+                if not taken:
                     raise
                 continue
-            self._parents.update(written if parents is None else parents)
+            self._parents.update(parents)
             return result
         raise AssertionError("unreachable")  # the second round raises or returns
 

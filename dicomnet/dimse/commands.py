@@ -22,12 +22,12 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pydicom is imported where a data set is made: not for every program
-    from pydicom.dataset import Dataset
-
 from ..enums import DicomCommandPriorityType, DicomCommandType
 from ..errors import DIMSEError
 from .status import status_category, status_description
+
+if TYPE_CHECKING:  # pydicom is imported where a data set is made: not for every program
+    from pydicom.dataset import Dataset
 
 logger = logging.getLogger("dicomnet.dimse")
 

@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from io import BytesIO
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pydicom is imported once a data set is encoded or decoded
-    from pydicom import Dataset
-
 from ..errors import DIMSEError
 from ..uids import DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE
+
+if TYPE_CHECKING:  # pydicom is imported once a data set is encoded or decoded
+    from pydicom import Dataset
 
 
 def encoding_of(transfer_syntax: str) -> tuple[bool, bool]:

@@ -2,8 +2,8 @@
 
 An archive reads the header of every instance it stores. ``pydicom.dcmread`` parses
 the meta group into converted values and walks the data set through a general
-element generator; here the meta group is the one ``read_part10_header`` reads, and
-the data set's elements up to the pixel data are sliced out of one read as
+element generator; here the meta group is read as ``read_part10_start`` reads it, and the
+data set's elements up to the pixel data are sliced out of that same read as
 ``RawDataElement``s (pydicom converts a value only when it is asked for). Sequences
 are kept whole, as bytes, for pydicom to parse on demand.
 
@@ -27,7 +27,7 @@ from pydicom.uid import UID
 
 from ..errors import DIMSEError
 from ..uids import DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE
-from .part10 import read_part10_header
+from .part10 import read_part10_start
 
 _PIXEL_TAGS_FROM = 0x7FE00008  # Float / Double Float / Pixel Data: the header ends there
 _ITEM = 0xFFFEE000
@@ -52,19 +52,17 @@ def read_header(path: str | os.PathLike[str]) -> Dataset:
     """The data set of the Part-10 file ``path`` up to its pixel data, as raw elements,
     with ``file_meta`` holding its Transfer Syntax UID. Raises ``NotPlain``."""
     try:
-        part10 = read_part10_header(path)
+        part10, data = read_part10_start(path, _READ)
     except DIMSEError as exc:
         raise NotPlain(str(exc)) from exc
     syntax, offset, length = part10.transfer_syntax, part10.data_offset, part10.data_length
-    _check_syntax(syntax)
+    try:
+        return parse_header(data, syntax, complete=len(data) == length, offset=offset)
+    except HeaderIncomplete:
+        pass
     with open(path, "rb") as file:
         file.seek(offset)
-        data = file.read(_READ)
-        try:
-            return parse_header(data, syntax, complete=len(data) == length, offset=offset)
-        except HeaderIncomplete:
-            file.seek(offset)
-            data = file.read(min(length, MAX_HEADER))
+        data = file.read(min(length, MAX_HEADER))
     try:
         return parse_header(data, syntax, complete=len(data) == length, offset=offset)
     except HeaderIncomplete:
@@ -183,7 +181,7 @@ class _Scanner:
         while True:
             if position + 8 > len(data):
                 self._short(position + 8)
-            group, element, length = _TAG_AND_LENGTH.unpack_from(data, position)
+            group, element, _ = _TAG_AND_LENGTH.unpack_from(data, position)
             if group << 16 | element == _ITEM_END:
                 return position + 8
             _, vr, length, start = self._element_header(position, implicit)

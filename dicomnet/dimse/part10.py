@@ -62,15 +62,27 @@ class Part10File:
 
 def read_part10_header(path: str | os.PathLike[str]) -> Part10File:
     """Read only the preamble and group 0002 of ``path`` (usually one small read)."""
+    return read_part10_start(path, 0)[0]
+
+
+def read_part10_start(path: str | os.PathLike[str], data_bytes: int) -> tuple[Part10File, bytes]:
+    """The preamble and group 0002 of ``path``, and the first ``data_bytes`` of its data
+    set (fewer when the file ends first): one read when the meta group is of ordinary
+    size."""
     path = os.fspath(path)
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        head = f.read(_FIRST_READ)
+        wanted = _FIRST_READ + data_bytes
+        head = f.read(wanted)
         try:
-            values, offset = _parse_meta(head, path)
+            values, offset = _parse_meta(head, path, final=len(head) < wanted)
         except _NeedMore:
             head += f.read(_PREAMBLE_LENGTH + 4 + _META_LIMIT - len(head))
             values, offset = _parse_meta(head, path, final=True)
+        data = head[offset : offset + data_bytes]
+        if len(data) < data_bytes and offset + len(data) < size:  # a long meta group
+            f.seek(offset)
+            data = f.read(data_bytes)
     missing = [
         name
         for element, name in (
@@ -82,18 +94,19 @@ def read_part10_header(path: str | os.PathLike[str]) -> Part10File:
     ]
     if missing:
         raise DIMSEError(f"{path}: file meta information lacks {', '.join(missing)}")
-    return Part10File(path, values[0x0002], values[0x0003], values[0x0010], offset, size - offset)
+    part10 = Part10File(path, values[0x0002], values[0x0003], values[0x0010], offset, size - offset)
+    return part10, data
 
 
 class _NeedMore(Exception):
     """The first read ended inside the meta group."""
 
 
-def _parse_meta(head: bytes, path: str, final: bool = False) -> tuple[dict[int, str], int]:
+def _parse_meta(head: bytes, path: str, final: bool) -> tuple[dict[int, str], int]:
     """UI values of group 0002 by element, and where the data set starts."""
     if head[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4] != b"DICM":
         raise DIMSEError(f"{path} is not a DICOM Part-10 file (no DICM prefix)")
-    truncated = _NeedMore if not final and len(head) == _FIRST_READ else DIMSEError
+    truncated = DIMSEError if final else _NeedMore
     values: dict[int, str] = {}
     offset = _PREAMBLE_LENGTH + 4
     while True:

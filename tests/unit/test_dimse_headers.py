@@ -173,3 +173,15 @@ def test_a_header_too_large_to_hold_is_not_plain(
     path = save(tmp_path, long_value_image(100 << 10), ExplicitVRLittleEndian)
     with pytest.raises(NotPlain, match="larger than"):
         read_header(path)
+
+
+def test_a_meta_group_longer_than_its_first_read_is_skipped_whole(tmp_path: Path) -> None:
+    ds = with_sequences()
+    path = save(tmp_path, ds, ExplicitVRLittleEndian)
+    meta = dcmread(path).file_meta
+    meta.PrivateInformationCreatorUID = "1.2.3.4"
+    meta.PrivateInformation = bytes(20 << 10)  # past the 8 KiB the meta group is read in
+    ds.file_meta = meta
+    ds.save_as(path, enforce_file_format=True)
+    assert read_part10_header(path).data_offset > 20 << 10
+    assert_same_as_pydicom(path)
