@@ -51,12 +51,14 @@ from .pdu import (
     decode_pdu,
     describe_pdu,
     encode_pdu,
-    iter_pdvs,
+    split_pdvs,
 )
 from .sendqueue import SendQueue, StreamError
 from .timeouts import Timeouts, earliest
 
 log = logging.getLogger("dicomnet.connection")
+
+_P_DATA_TF = int(DicomPduType.DataTransfer)  # compared on every PDU: a plain int
 
 _PDU_EVENTS = {
     DicomPduType.AssociateRequest: Event.Evt6,
@@ -280,24 +282,38 @@ class Connection:
 
     def _process_input(self, now: float) -> None:
         buf = self._rbuf
-        while not self._discard_input and self._rend - self._rstart >= PDU_HEADER.size:
-            pdu_type, length = PDU_HEADER.unpack_from(buf, self._rstart)
-            problem = self._check_pdu_header(pdu_type, length)
-            if problem:
-                self._discard_input = True
-                reason, description = problem
-                self._invalid_pdu(reason, description, now)
-                break
-            end = self._rstart + PDU_HEADER.size + length
-            if end > self._rend:
-                break
-            with memoryview(buf)[self._rstart : end] as view:
-                self._rstart = end
-                self._handle_pdu(pdu_type, view, now)
-            # The idle limit counts whole PDUs: a peer dripping bytes does not keep it.
-            idle = self._timeouts.idle
-            if self._idle_deadline is not None and idle is not None:
-                self._idle_deadline = now + idle
+        with memoryview(buf) as whole:
+            while not self._discard_input and self._rend - self._rstart >= PDU_HEADER.size:
+                start = self._rstart
+                pdu_type, length = PDU_HEADER.unpack_from(buf, start)
+                end = start + PDU_HEADER.size + length
+                if (
+                    pdu_type == _P_DATA_TF
+                    and self.fsm.state is State.Sta6
+                    and length <= (self.local_max_pdu or self._hard_pdu_limit)
+                    and not self.report_pdus
+                ):
+                    # The hot path, one PDU per call: data within the limit in Sta6,
+                    # where DT-2 indicates it and changes nothing else.
+                    if end > self._rend:
+                        break
+                    self._rstart = end
+                    self._receive_pdvs(whole[start + PDU_HEADER.size : end], now)
+                else:
+                    problem = self._check_pdu_header(pdu_type, length)
+                    if problem:
+                        self._discard_input = True
+                        reason, description = problem
+                        self._invalid_pdu(reason, description, now)
+                        break
+                    if end > self._rend:
+                        break
+                    self._rstart = end
+                    self._handle_pdu(pdu_type, whole[start:end], now)
+                # The idle limit counts whole PDUs: a peer dripping bytes does not keep it.
+                idle = self._timeouts.idle
+                if self._idle_deadline is not None and idle is not None:
+                    self._idle_deadline = now + idle
         # Data fragments may still point into the receive buffer: write them out before
         # the buffer is reused.
         self._assembler.flush()
@@ -360,8 +376,8 @@ class Connection:
         self._apply(transition, now, pdu, outgoing)
 
     def _handle_pdata(self, view: memoryview, now: float) -> None:
-        # In Sta6, DT-2 indicates the data and changes nothing else: skip the table on
-        # this hot path (one call per PDU); every other state goes through it.
+        """A P-DATA-TF outside the hot path: the state table decides (Sta6 included, for
+        a PDU kept for ``report_pdus``)."""
         if self.fsm.state is not State.Sta6:
             try:
                 transition = self.fsm.handle(Event.Evt10)
@@ -371,8 +387,12 @@ class Connection:
             self._apply(transition, now)
             if Effect.INDICATE_PDATA not in transition.effects:
                 return
+        self._receive_pdvs(view[PDU_HEADER.size :], now)
+
+    def _receive_pdvs(self, body: memoryview, now: float) -> None:
+        """The PDVs of one P-DATA-TF body, in order, into the message assembler."""
         try:
-            for context_id, control, fragment in iter_pdvs(view[PDU_HEADER.size :]):
+            for context_id, control, fragment in split_pdvs(body):
                 if context_id not in self.contexts:
                     raise DIMSEError(f"PDV on presentation context {context_id}, not accepted")
                 message = self._assembler.feed(context_id, control, fragment)

@@ -5,7 +5,7 @@ checked against the buffer it claims to describe; a lie is a ``PDUError``, never
 IndexError or a large allocation. Unknown items are skipped and unknown user-information
 sub-items are kept (PS3.8 9.3.1, D.2 note 2) so they can be logged and passed through.
 
-The P-DATA-TF hot path has its own two functions (``iter_pdvs`` and
+The P-DATA-TF hot path has its own two functions (``split_pdvs`` and
 ``pdata_header``) that work on memoryviews and never copy a fragment.
 """
 
@@ -198,15 +198,17 @@ def pdata_header(context_id: int, control: int, fragment_length: int) -> bytes:
     )
 
 
-def iter_pdvs(body: memoryview) -> Iterator[tuple[int, int, memoryview]]:
-    """Yield ``(context_id, control_header, fragment)`` for each PDV of a P-DATA-TF body.
+def split_pdvs(body: memoryview) -> list[tuple[int, int, memoryview]]:
+    """``(context_id, control_header, fragment)`` for each PDV of a P-DATA-TF body.
 
     ``body`` is the PDU's variable field (after the 6-byte PDU header). Fragments are views
-    into ``body``; nothing is copied.
+    into ``body``; nothing is copied. A list, not a generator: nearly every PDU holds
+    one PDV, and this runs once per PDU.
     """
     offset, end = 0, len(body)
     if end == 0:
         raise PDUError("P-DATA-TF PDU without any PDV item", DicomExceptionCode.BadPDULength)
+    pdvs = []
     while offset < end:
         if end - offset < PDV_OVERHEAD:
             raise PDUError(f"truncated PDV item header at offset {offset} of P-DATA-TF")
@@ -216,8 +218,9 @@ def iter_pdvs(body: memoryview) -> Iterator[tuple[int, int, memoryview]]:
                 f"PDV item length {item_length} at offset {offset} does not fit the "
                 f"{end}-byte P-DATA-TF body"
             )
-        yield context_id, control, body[offset + PDV_OVERHEAD : offset + 4 + item_length]
+        pdvs.append((context_id, control, body[offset + PDV_OVERHEAD : offset + 4 + item_length]))
         offset += 4 + item_length
+    return pdvs
 
 
 # -- framing ---------------------------------------------------------------------------
@@ -582,7 +585,7 @@ def _decode_pdata(body: memoryview) -> PDataTF:
     return PDataTF(
         [
             PDV(context_id, bool(control & CONTROL_COMMAND), bool(control & CONTROL_LAST), data)
-            for context_id, control, data in iter_pdvs(body)
+            for context_id, control, data in split_pdvs(body)
         ]
     )
 

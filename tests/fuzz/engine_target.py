@@ -51,7 +51,7 @@ from dicomnet.pdu import (
     PresentationContextRQ,
     UserInformation,
     decode_pdu,
-    iter_pdvs,
+    split_pdvs,
 )
 from dicomnet.session import AssociationAccepted, AssociationRequested, DimseReceived, DimseSession
 from dicomnet.timeouts import Timeouts
@@ -155,7 +155,7 @@ class OutputChecker:
             try:
                 pdu = decode_pdu(raw)
                 if pdu_type == 0x04:
-                    list(iter_pdvs(memoryview(raw)[PDU_HEADER.size :]))
+                    list(split_pdvs(memoryview(raw)[PDU_HEADER.size :]))
             except PDUError as exc:
                 raise InvariantViolation(f"queued PDU does not decode: {exc}") from exc
             self.aborted = self.aborted or isinstance(pdu, Abort)

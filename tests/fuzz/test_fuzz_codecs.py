@@ -19,7 +19,7 @@ from mutations import Edit, allocation_bound, edits, mutate, peak_allocation
 
 from dicomnet.dimse.commands import COMMAND_DICTIONARY, decode_command_set, encode_command_set
 from dicomnet.errors import DIMSEError, PDUError
-from dicomnet.pdu import decode_pdu, describe_pdu, encode_pdu, iter_pdvs
+from dicomnet.pdu import decode_pdu, describe_pdu, encode_pdu, split_pdvs
 
 RECORDED = [
     pdu for requestor, acceptor in recorded_streams().values() for pdu in requestor + acceptor
@@ -29,7 +29,7 @@ COMMAND_SETS = [
     bytes(fragment)
     for pdu in RECORDED
     if pdu[0] == 0x04
-    for _, control, fragment in iter_pdvs(memoryview(pdu)[6:])
+    for _, control, fragment in split_pdvs(memoryview(pdu)[6:])
     if control & 0x01 and control & 0x02
 ]
 

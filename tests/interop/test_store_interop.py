@@ -56,8 +56,8 @@ from dicomnet.pdu import (
     CONTROL_LAST,
     Abort,
     encode_pdu,
-    iter_pdvs,
     pdata_header,
+    split_pdvs,
 )
 from dicomnet.sopclasses import STORAGE_SOP_CLASSES
 
@@ -562,7 +562,7 @@ def test_storescp_sample_refuses_a_store_without_data_set(
             pdu_type, body = read_pdu(sock)
             sock.sendall(encode_pdu(Abort(0, 0)))
     assert pdu_type == 0x04
-    ((_, _, fragment),) = list(iter_pdvs(memoryview(body)))
+    ((_, _, fragment),) = list(split_pdvs(memoryview(body)))
     response = decode_command_set(fragment)
     assert response["CommandField"] == 0x8001
     assert response["Status"] == 0xC000  # Error: cannot understand

@@ -44,7 +44,7 @@ from dicomnet.pdu import (
     UserInformation,
     decode_pdu,
     encode_pdu,
-    iter_pdvs,
+    split_pdvs,
 )
 from dicomnet.uids import EXPLICIT_VR_LE, IMPLEMENTATION_CLASS_UID
 
@@ -171,7 +171,7 @@ class RawStoreScp:
                 return
             if pdu_type != P_DATA_TF:
                 return  # A-ABORT, or anything this peer does not play
-            for context_id, control, fragment in iter_pdvs(memoryview(body)):
+            for context_id, control, fragment in split_pdvs(memoryview(body)):
                 if control & CONTROL_COMMAND:
                     command_bytes += fragment
                     if control & CONTROL_LAST:

@@ -50,8 +50,8 @@ from dicomnet.pdu import (
     UserInformation,
     decode_pdu,
     encode_pdu,
-    iter_pdvs,
     pdata_header,
+    split_pdvs,
 )
 from dicomnet.uids import IMPLICIT_VR_LE, VERIFICATION
 
@@ -374,7 +374,7 @@ class ScriptedPeer:
     def read_command(self) -> dict[str, object]:
         pdu = self._read_pdu()
         assert pdu[0] == DicomPduType.DataTransfer
-        ((context_id, control, fragment),) = iter_pdvs(memoryview(pdu)[6:])
+        ((context_id, control, fragment),) = split_pdvs(memoryview(pdu)[6:])
         assert (context_id, control) == (1, CONTROL_COMMAND | CONTROL_LAST)
         return decode_command_set(fragment)
 

@@ -35,7 +35,7 @@ from dicomnet.dimse.fragment import (
     max_fragment_size,
 )
 from dicomnet.errors import DIMSEError
-from dicomnet.pdu import iter_pdvs
+from dicomnet.pdu import split_pdvs
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "pdus"
 STORE = "dcmtk-storescu_dcmtk-storescp.pdus"
@@ -74,7 +74,7 @@ def recorded_pdata(name: str, direction: str) -> list[bytes]:
 
 
 def pdvs_of(pdu: bytes | bytearray) -> list[tuple[int, int, memoryview]]:
-    return list(iter_pdvs(memoryview(pdu)[6:]))
+    return list(split_pdvs(memoryview(pdu)[6:]))
 
 
 def pdv(context_id: int, control: int, fragment: bytes) -> bytes:

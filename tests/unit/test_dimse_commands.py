@@ -35,7 +35,7 @@ from dicomnet.dimse.commands import (
 )
 from dicomnet.dimse.messages import check_required
 from dicomnet.errors import DIMSEError
-from dicomnet.pdu import iter_pdvs
+from dicomnet.pdu import split_pdvs
 from dicomnet.uids import VERIFICATION
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "pdus"
@@ -50,7 +50,7 @@ def recorded_command_sets(name: str) -> list[tuple[str, bytes]]:
         direction, hex_pdu = line.split()
         pdu = bytes.fromhex(hex_pdu)
         if pdu[0] == 0x04:
-            for _, control, fragment in iter_pdvs(memoryview(pdu)[6:]):
+            for _, control, fragment in split_pdvs(memoryview(pdu)[6:]):
                 if control & 0x01:
                     commands.append((direction, bytes(fragment)))
     return commands

@@ -44,7 +44,7 @@ from dicomnet.dimse.fragment import DataSource, FileSource
 from dicomnet.dimse.part10 import Part10File, part10_source, read_part10_header
 from dicomnet.dimse.spool import SpooledFile, SpoolSink
 from dicomnet.errors import DIMSEError
-from dicomnet.pdu import iter_pdvs
+from dicomnet.pdu import split_pdvs
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "pdus"
 UNCOMPRESSED = [
@@ -73,7 +73,7 @@ def recorded_store(name: str) -> tuple[dict[str, object], list[bytes]]:
         pdu = bytes.fromhex(hex_pdu)
         if direction != ">" or pdu[0] != 0x04:
             continue
-        for _, control, fragment in iter_pdvs(memoryview(pdu)[6:]):
+        for _, control, fragment in split_pdvs(memoryview(pdu)[6:]):
             if control & 0x01:
                 command += fragment
             else:
