@@ -10,7 +10,10 @@ is deleted on abort, on error, and when nobody claimed it.
 from __future__ import annotations
 
 import errno
+import functools
+import itertools
 import os
+import secrets
 import struct
 import tempfile
 import weakref
@@ -32,6 +35,9 @@ DEFER_SIZE = 64 << 10  # values larger than this stay on disk until read
 _READ_CHUNK = 1 << 20  # bytes read at a time when a spool file is checked
 _FLUSH_BYTES = 4 << 20  # write out held fragments once this much has gathered
 _MAX_IOVECS = 1024  # Linux IOV_MAX: buffers per writev
+_SPOOL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
+_SPOOL_NAME_TRIES = 100
+_spool_numbers = itertools.count()  # spool file names within this process
 
 
 @dataclass
@@ -105,22 +111,52 @@ def _padded(text: str, pad: bytes) -> bytes:
     return raw + pad if len(raw) % 2 else raw
 
 
+_VERSION_ELEMENT = _meta_element(0x0001, b"OB", b"\0\1")
+_IMPLEMENTATION_ELEMENTS = _meta_element(
+    0x0012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\0")
+) + _meta_element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION_NAME, b" "))
+
+
+@functools.lru_cache(maxsize=64)
+def _repeated_uid_element(element: int, uid: str) -> bytes:
+    """A UI element whose value recurs file after file (SOP class, transfer syntax)."""
+    return _meta_element(element, b"UI", _padded(uid, b"\0"))
+
+
 def file_meta_bytes(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
     """Preamble, "DICM" and the group 0002 meta elements of a Part-10 file.
 
     Written by hand rather than through pydicom: it runs once per received instance."""
     body = b"".join(
         (
-            _meta_element(0x0001, b"OB", b"\0\1"),
-            _meta_element(0x0002, b"UI", _padded(sop_class, b"\0")),
+            _VERSION_ELEMENT,
+            _repeated_uid_element(0x0002, sop_class),
             _meta_element(0x0003, b"UI", _padded(sop_instance, b"\0")),
-            _meta_element(0x0010, b"UI", _padded(transfer_syntax, b"\0")),
-            _meta_element(0x0012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\0")),
-            _meta_element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION_NAME, b" ")),
+            _repeated_uid_element(0x0010, transfer_syntax),
+            _IMPLEMENTATION_ELEMENTS,
         )
     )
     group_length = struct.pack("<HH2sHL", 2, 0x0000, b"UL", 4, len(body))
     return _PREAMBLE + group_length + body
+
+
+def create_spool_file(directory: str | None) -> tuple[int, str]:
+    """A new spool file, opened exclusively for writing: ``(fd, absolute path)``.
+
+    Named from the process and a counter, which costs a tenth of ``tempfile.mkstemp``
+    (it runs once per received instance); a name left behind by an earlier process with
+    the same number is never reused, the next try adds a random part."""
+    directory = directory or tempfile.gettempdir()
+    if not os.path.isabs(directory):
+        directory = os.path.abspath(directory)
+    name = f"dicomnet-{os.getpid()}-{next(_spool_numbers)}"
+    for _ in range(_SPOOL_NAME_TRIES):
+        path = os.path.join(directory, f"{name}.part")
+        try:
+            return os.open(path, _SPOOL_FLAGS, 0o600), path
+        except FileExistsError:
+            name = f"dicomnet-{os.getpid()}-{secrets.token_hex(6)}"
+    raise FileExistsError(errno.EEXIST, "no free spool file name", directory)
 
 
 class SpoolSink:
@@ -131,7 +167,7 @@ class SpoolSink:
     ) -> None:
         header = file_meta_bytes(sop_class, sop_instance, transfer_syntax)
         try:
-            fd, self.path = tempfile.mkstemp(prefix="dicomnet-", suffix=".part", dir=directory)
+            fd, self.path = create_spool_file(directory)
         except OSError as exc:
             raise SpoolError(
                 f"creating a spool file in {directory or tempfile.gettempdir()}", exc

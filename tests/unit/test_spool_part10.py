@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import errno
 import gc
+import itertools
 import os
 import random
 import struct
@@ -282,6 +283,38 @@ def test_fragments_are_written_together_and_partial_writes_resume(
 def test_an_unusable_spool_directory_is_a_dimse_error(tmp_path: Path) -> None:
     with pytest.raises(DIMSEError, match="spool"):
         SpoolSink(str(tmp_path / "missing"), CTImageStorage, "1.2.3", ExplicitVRLittleEndian)
+
+
+def test_spool_files_get_new_names_and_never_open_a_file_left_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spool, "_spool_numbers", itertools.count(7))
+    # what an earlier process with the same number left under the next name
+    left_behind = tmp_path / f"dicomnet-{os.getpid()}-7.part"
+    left_behind.write_bytes(b"kept")
+    sinks = [
+        SpoolSink(str(tmp_path), CTImageStorage, f"1.2.{n}", ExplicitVRLittleEndian) for n in (1, 2)
+    ]
+    paths = [sink.path for sink in sinks]
+    assert len(set(paths)) == 2 and str(left_behind) not in paths
+    assert left_behind.read_bytes() == b"kept"
+    for sink in sinks:
+        sink.close()
+    assert all(Path(path).read_bytes()[128:132] == b"DICM" for path in paths)
+    assert all(Path(path).stat().st_mode & 0o777 == 0o600 for path in paths)
+
+
+def test_a_spool_file_in_a_relative_directory_has_an_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "spool").mkdir()
+    monkeypatch.chdir(tmp_path)
+    sink = SpoolSink("spool", CTImageStorage, "1.2.3", ExplicitVRLittleEndian)
+    sink.write(memoryview(b"\x08\x00\x18\x00UI\x06\x001.2.3\x00"))
+    monkeypatch.chdir("/")  # the application may change directory before keeping it
+    spooled = sink.close()
+    assert os.path.isabs(spooled.path) and Path(spooled.path).parent == tmp_path / "spool"
+    assert read_part10_header(spooled.path).sop_instance_uid == "1.2.3"
 
 
 def test_read_dataset_defers_large_values_and_removes_the_file_when_collected(
