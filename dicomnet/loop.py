@@ -28,7 +28,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from typing import Any, NamedTuple, Protocol
 
 from .config import NetConfig
@@ -466,8 +465,11 @@ class StreamChannel:
         while budget > 0 and not engine.close_requested:
             # The receive buffer is the loop thread's alone; the layer needs the lock a
             # sender holds while it writes unless its two directions are independent.
-            with nullcontext() if self.layer.independent_directions else self._lock:
+            if self.layer.independent_directions:
                 received = self._receive()
+            else:
+                with self._lock:
+                    received = self._receive()
             if received is None:
                 break
             n, space, error = received
