@@ -74,13 +74,16 @@ class FileSource:
         # each block is a new buffer, so queued views stay valid.
         block_size = max(size, _READ_BLOCK // size * size)
         try:
-            with open(self.path, "rb") as file:
+            # unbuffered: each read is one syscall into a new bytes object, which (unlike
+            # a bytearray to read into) is not zero-filled first
+            with open(self.path, "rb", buffering=0) as file:
                 self._file = file
                 file.seek(self.offset)
                 remaining = self.length
                 while remaining:
-                    block = memoryview(bytearray(min(block_size, remaining)))
-                    if file.readinto(block) != len(block):
+                    wanted = min(block_size, remaining)
+                    block = memoryview(file.read(wanted))
+                    if len(block) != wanted:
                         raise DIMSEError(f"{self.path} became shorter while it was being sent")
                     remaining -= len(block)
                     for start in range(0, len(block), size):
