@@ -23,8 +23,11 @@ from .base import SecurityLayer
 
 # Ciphertext taken from the socket per read: many records, one system call.
 _READ_CHUNK = 256 << 10
-# Plaintext encrypted per send: bounds the ciphertext held while the socket is full.
-_WRITE_CHUNK = 1 << 20
+# Plaintext encrypted per send. Small enough that the peer decrypts the first records of
+# a message while the rest is being encrypted (with 1 MiB, a 0.5 MB instance was
+# encrypted whole before its first byte left: 20-30% fewer instances per second), large
+# enough that a send is still eight records and one system call.
+_WRITE_CHUNK = 128 << 10
 
 # OpenSSL reasons (of received alerts and local checks) and their LEADTOOLS codes.
 _REASONS: dict[str, tuple[Code, str]] = {
