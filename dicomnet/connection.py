@@ -287,28 +287,27 @@ class Connection:
                 start = self._rstart
                 pdu_type, length = PDU_HEADER.unpack_from(buf, start)
                 end = start + PDU_HEADER.size + length
-                if (
+                # The hot path: data within the limit in Sta6, where DT-2 indicates it and
+                # changes nothing else; every other PDU is checked and goes by the table.
+                hot = (
                     pdu_type == _P_DATA_TF
                     and self.fsm.state is State.Sta6
                     and length <= (self.local_max_pdu or self._hard_pdu_limit)
                     and not self.report_pdus
-                ):
-                    # The hot path, one PDU per call: data within the limit in Sta6,
-                    # where DT-2 indicates it and changes nothing else.
-                    if end > self._rend:
-                        break
-                    self._rstart = end
-                    self._receive_pdvs(whole[start + PDU_HEADER.size : end], now)
-                else:
+                )
+                if not hot:
                     problem = self._check_pdu_header(pdu_type, length)
                     if problem:
                         self._discard_input = True
                         reason, description = problem
                         self._invalid_pdu(reason, description, now)
                         break
-                    if end > self._rend:
-                        break
-                    self._rstart = end
+                if end > self._rend:
+                    break
+                self._rstart = end
+                if hot:
+                    self._receive_pdvs(whole[start + PDU_HEADER.size : end], now)
+                else:
                     self._handle_pdu(pdu_type, whole[start:end], now)
                 # The idle limit counts whole PDUs: a peer dripping bytes does not keep it.
                 idle = self._timeouts.idle

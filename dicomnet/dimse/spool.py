@@ -140,7 +140,7 @@ def file_meta_bytes(sop_class: str, sop_instance: str, transfer_syntax: str) -> 
     return _PREAMBLE + group_length + body
 
 
-def create_spool_file(directory: str | None) -> tuple[int, str]:
+def _create_spool_file(directory: str | None) -> tuple[int, str]:
     """A new spool file, opened exclusively for writing: ``(fd, absolute path)``.
 
     Named from the process and a counter, which costs a tenth of ``tempfile.mkstemp``
@@ -167,7 +167,7 @@ class SpoolSink:
     ) -> None:
         header = file_meta_bytes(sop_class, sop_instance, transfer_syntax)
         try:
-            fd, self.path = create_spool_file(directory)
+            fd, self.path = _create_spool_file(directory)
         except OSError as exc:
             raise SpoolError(
                 f"creating a spool file in {directory or tempfile.gettempdir()}", exc
