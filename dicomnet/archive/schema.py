@@ -87,6 +87,12 @@ class Table:
     parent: str | None
     attributes: tuple[Attribute, ...]
     files: tuple[str, ...] = ()  # instance table: where its file is and what it holds
+    # Whether each matched attribute gets an index of its own. A query at the instance
+    # level names its series (hierarchical: PS3.4 C.4.1.3.1), so the parent key's index
+    # bounds it to one series' rows; an index per attribute there would be written with
+    # every instance stored (13 of them cost 40% of indexing one) and read by no query
+    # but a relational one, which then scans.
+    attribute_indexes: bool = True
 
     @cached_property
     def by_keyword(self) -> dict[str, Attribute]:
@@ -198,6 +204,7 @@ TABLES = (
             multi=("ImageType",),
         ),
         files=("file_path", "file_size", "transfer_syntax_uid"),
+        attribute_indexes=False,
     ),
 )
 """The levels' tables, top down (each one's parent comes before it)."""
@@ -297,14 +304,15 @@ def ddl(dialect: Dialect) -> list[str]:
         statements.append(f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(columns)})")
         if table.parent:
             statements.append(_index(table.name, table.parent_column or ""))
-        for attribute in table.attributes:
+        for attribute in table.attributes if table.attribute_indexes else ():
             if attribute.keyword == table.unique or attribute.multi:
                 continue
             matched = attribute.fold_column or attribute.key_column or attribute.column
             # a pattern operator class serves LIKE prefixes but not ranges (PostgreSQL)
             patterns = dialect.pattern_ops if attribute.vr in WILDCARD_VRS else ""
             statements.append(_index(table.name, matched, patterns))
-        statements += [_index(table.name, column) for column in table.datetime_pairs.values()]
+        if table.attribute_indexes:
+            statements += [_index(table.name, c) for c in table.datetime_pairs.values()]
     for item_table in ITEM_TABLES:
         parent = (
             f"{item_table.parent_column} BIGINT NOT NULL "
