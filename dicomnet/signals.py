@@ -43,6 +43,7 @@ _LINK_CALLBACKS = (
     "OnReceiveAbort",
     "OnReceiveData",
     "OnReceiveUnknown",
+    "OnReceiveCStoreDataStart",
 )
 
 CALLBACK_NAMES: tuple[str, ...] = (*_LINK_CALLBACKS, *(s.callback for s in MESSAGES.values()))
