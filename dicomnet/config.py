@@ -36,9 +36,6 @@ class NetConfig:
         larger one is streamed by the loop thread alone.
     max_inflated_data_set: the most a received deflated data set may inflate to before
         it is refused (deflate packs about 1000:1: a few kilobytes must not buy a GB).
-    data_set_start_bytes: how much of a C-STORE data set ``OnReceiveCStoreDataStart`` is
-        given while the rest still arrives (a data set no longer than this is only seen
-        whole): room for nearly every header before its pixel data.
     kept_responses: final responses kept per connection for ``wait_response``
         (programs that only use callbacks never take them).
     listen_backlog: default length of the kernel's queue of connections not yet
@@ -55,7 +52,6 @@ class NetConfig:
     send_backlog_low: int = 16
     direct_write_limit: int = 1 << 20
     max_inflated_data_set: int = 64 << 20
-    data_set_start_bytes: int = 16 << 10
     kept_responses: int = 4096
     listen_backlog: int = 1024
 
@@ -68,7 +64,6 @@ class NetConfig:
             "receive_buffer",
             "read_budget",
             "max_inflated_data_set",
-            "data_set_start_bytes",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

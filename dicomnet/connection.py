@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from . import events as ev
 from .config import NetConfig
-from .dimse.assembly import Message, MessageAssembler, SinkFactory
+from .dimse.assembly import MessageAssembler, SinkFactory
 from .dimse.commands import describe_command, encode_command_set
 from .dimse.fragment import DataSource, iter_message_pdus
 from .enums import (
@@ -187,16 +187,6 @@ class Connection:
     @property
     def is_closed(self) -> bool:
         return self._closed
-
-    @property
-    def report_data_start(self) -> bool:
-        """Whether each data set's first ``config.data_set_start_bytes`` are reported
-        (``DataSetStarted``) as soon as they arrive, before the rest of it."""
-        return self._assembler.start_bytes > 0
-
-    @report_data_start.setter
-    def report_data_start(self, report: bool) -> None:
-        self._assembler.start_bytes = self.config.data_set_start_bytes if report else 0
 
     def next_events(self) -> list[ev.Event]:
         """Everything that happened since the last call, oldest first."""
@@ -404,15 +394,11 @@ class Connection:
             for context_id, control, fragment in split_pdvs(body):
                 if context_id not in self.contexts:
                     raise DIMSEError(f"PDV on presentation context {context_id}, not accepted")
-                received = self._assembler.feed(context_id, control, fragment)
-                if received is None:
-                    continue
-                if isinstance(received, Message):
+                message = self._assembler.feed(context_id, control, fragment)
+                if message is not None:
                     if log.isEnabledFor(logging.INFO):
-                        log.info("%s received %s", self.name, describe_command(received.command))
-                    self._events.append(ev.MessageReceived(received))
-                else:
-                    self._events.append(ev.DataSetStarted(received))
+                        log.info("%s received %s", self.name, describe_command(message.command))
+                    self._events.append(ev.MessageReceived(message))
         except (PDUError, DIMSEError) as exc:
             self._invalid_pdu(DicomAbortReasonType.InvalidParameterValue, str(exc), now)
 

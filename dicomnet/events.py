@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .dimse.assembly import DataSetStart, Message
+from .dimse.assembly import Message
 from .pdu import AssociateAC, AssociateRJ, AssociateRQ
 
 
@@ -38,13 +38,6 @@ class AssociateRejectReceived:
 @dataclass(frozen=True)
 class MessageReceived:
     message: Message
-
-
-@dataclass(frozen=True)
-class DataSetStarted:
-    """The first bytes of a data set still arriving (``Connection.report_data_start``)."""
-
-    start: DataSetStart
 
 
 @dataclass(frozen=True)
@@ -109,7 +102,6 @@ Event = (
     | AssociateAcceptReceived
     | AssociateRejectReceived
     | MessageReceived
-    | DataSetStarted
     | ReleaseRequested
     | ReleaseConfirmed
     | AbortReceived

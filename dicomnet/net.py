@@ -48,7 +48,6 @@ from .enums import (
     DicomAssociateRejectReasonType,
     DicomAssociateRejectResultType,
     DicomAssociateRejectSourceType,
-    DicomCommandType,
     DicomNetIpTypeFlags,
     DicomNetSecurityMode,
     DicomPduType,
@@ -236,8 +235,7 @@ class DicomNet(TlsSurface, DimseServices):
     @property
     def received_file(self) -> str | None:
         """During ``OnReceiveCStoreRequest``: the received instance as a Part-10 file.
-        Move it (``os.replace``) to keep it; otherwise it is deleted afterwards. During
-        ``OnReceiveCStoreDataStart``: the file it is being received into (not whole yet)."""
+        Move it (``os.replace``) to keep it; otherwise it is deleted afterwards."""
         return self._received_file
 
     @property
@@ -515,23 +513,6 @@ class DicomNet(TlsSurface, DimseServices):
     ) -> None:
         self._callback("OnReceiveUnknown", locals())
 
-    def OnReceiveCStoreDataStart(
-        self,
-        presentation_id: int,
-        message_id: int,
-        affected_class: str,
-        instance: str,
-        data_start: bytes,
-        transfer_syntax: str,
-    ) -> None:
-        """Not in LEADTOOLS: the first ``config.data_set_start_bytes`` of a C-STORE
-        request's data set (in ``transfer_syntax``), while the rest is still arriving;
-        ``OnReceiveCStoreRequest`` follows once it is whole (or the association ends).
-        Work that needs only the header (checks, indexing) can start here, off the
-        loop. Called only when overridden or subscribed, and only for data sets longer
-        than that."""
-        self._callback("OnReceiveCStoreDataStart", locals())
-
     # -- blocking helpers (not part of LEADTOOLS) ------------------------------------
 
     def wait_connected(self, timeout: float | None = None) -> None:
@@ -770,7 +751,6 @@ class DicomNet(TlsSurface, DimseServices):
         now = self._event_loop().time()
         with self._lock:
             session.engine.report_pdus = self._wants("OnReceive")
-            session.engine.report_data_start = self._wants("OnReceiveCStoreDataStart")
             batch = session.next_events(now)
         for event in batch:
             try:
@@ -907,25 +887,6 @@ class DicomNet(TlsSurface, DimseServices):
             if event.final:  # after the callbacks, so a waiter sees their effects
                 self._outcome.add_response(event.response())
 
-    def _on_data_set_start(self, event: ev.DataSetStarted) -> None:
-        start = event.start
-        message = start.message
-        if message.command_field != DicomCommandType.CStore:
-            return
-        transfer_syntax = self._require_session().context(message.context_id).transfer_syntax
-        self._received_file = start.received_file
-        try:
-            self.OnReceiveCStoreDataStart(
-                message.context_id,
-                message.message_id or 0,
-                message.affected_sop_class_uid or "",
-                message.affected_sop_instance_uid or "",
-                start.data,
-                transfer_syntax,
-            )
-        finally:
-            self._received_file = None
-
     def _on_closed(self, event: ev.TransportClosed) -> None:
         outcome = self._outcome
         failure = self._channel.failure if self._channel is not None else None
@@ -958,7 +919,6 @@ class DicomNet(TlsSurface, DimseServices):
         ResponseTimedOut: _on_response_timeout,
         RequestFailed: _on_request_failed,
         DimseReceived: _on_dimse,
-        ev.DataSetStarted: _on_data_set_start,
         ev.TransportClosed: _on_closed,
     }
 

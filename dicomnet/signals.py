@@ -43,7 +43,6 @@ _LINK_CALLBACKS = (
     "OnReceiveAbort",
     "OnReceiveData",
     "OnReceiveUnknown",
-    "OnReceiveCStoreDataStart",
 )
 
 CALLBACK_NAMES: tuple[str, ...] = (*_LINK_CALLBACKS, *(s.callback for s in MESSAGES.values()))

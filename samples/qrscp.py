@@ -29,7 +29,6 @@ import os
 import shutil
 import socket
 import sys
-from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 
@@ -49,7 +48,6 @@ from dicomnet import (
     DicomCommandPriorityType,
     DicomCommandStatusType,
     DicomException,
-    DicomExceptionCode,
     DicomNet,
     read_part10_header,
 )
@@ -58,7 +56,6 @@ from dicomnet.archive import (
     ArchiveIndex,
     DuplicatePolicy,
     IndexConfig,
-    PendingStore,
     UnreadableInstance,
     open_index,
 )
@@ -85,18 +82,6 @@ SPOOL_FOLDER = "spool"  # received data in transit, inside the storage folder (o
 _HELD_SUFFIX = ".held"  # a spooled instance handed to a worker to store
 
 
-def _begun_store(begun: Future[PendingStore] | None) -> PendingStore | None:
-    """What ``Archive.begin`` returned; None when it was not called or failed (it then
-    took nothing: the whole store can run again)."""
-    if begun is None:
-        return None
-    try:
-        return begun.result()
-    except Exception:
-        log.exception("cannot begin storing")
-        return None
-
-
 class ArchiveConnection(QueryRetrieveConnection):
     """One association: C-STOREs go into the archive, worklist C-FINDs to the folder."""
 
@@ -105,32 +90,6 @@ class ArchiveConnection(QueryRetrieveConnection):
     def __init__(self, listener: ArchiveServer) -> None:
         super().__init__(listener)
         self.parse_received_data = False
-        # C-STOREs whose storing began on their first bytes: message ID -> (the file
-        # being received, the begun store)
-        self._begun: dict[int, tuple[str, Future[PendingStore]]] = {}
-
-    def OnReceiveCStoreDataStart(
-        self,
-        presentation_id: int,
-        message_id: int,
-        affected_class: str,
-        instance: str,
-        data_start: bytes,
-        transfer_syntax: str,
-    ) -> None:
-        """Check and journal the instance from its header while the rest arrives."""
-        received = self.received_file
-        if received is None:
-            return
-        begun = DicomNet.run_in_background(
-            self.listener.archive.begin,
-            received + _HELD_SUFFIX,
-            affected_class,
-            instance,
-            data_start,
-            transfer_syntax,
-        )
-        self._begun[message_id] = (received, begun)
 
     def OnReceiveCStoreRequest(
         self,
@@ -147,10 +106,6 @@ class ArchiveConnection(QueryRetrieveConnection):
             self.SendCStoreResponse, presentation_id, message_id, affected_class, instance
         )
         received = self.received_file
-        started, begun = self._begun.pop(message_id, (None, None))
-        if begun is not None and started != received:  # not the data set it began on
-            self._abandon(begun)
-            begun = None
         if received is None:
             respond(DicomCommandStatusType.ProcessingFailure)
             return
@@ -160,55 +115,21 @@ class ArchiveConnection(QueryRetrieveConnection):
             os.replace(received, held)
         except OSError as exc:
             log.error("cannot hold %s for storing: %s", instance, exc)
-            if begun is not None:
-                self._abandon(begun)
             respond(DicomCommandStatusType.RefusedOutOfResources, **error_comment(exc.strerror))
             return
-        store = partial(self._store, held, affected_class, instance, respond)
-        if begun is None:
-            DicomNet.run_in_background(store, None)
-        else:  # once the beginning is done
-            begun.add_done_callback(lambda done: DicomNet.run_in_background(store, done))
+        DicomNet.run_in_background(self._store, held, affected_class, instance, respond)
 
-    def OnClose(self, error: DicomExceptionCode, net: DicomNet) -> None:
-        for _received, begun in self._begun.values():  # data sets that never came whole
-            self._abandon(begun)
-        self._begun.clear()
-        super().OnClose(error, net)
-
-    def _store(
-        self,
-        held: str,
-        sop_class: str,
-        instance: str,
-        respond: partial[None],
-        begun: Future[PendingStore] | None,
-    ) -> None:
+    def _store(self, held: str, sop_class: str, instance: str, respond: partial[None]) -> None:
         """Worker thread: store and index the instance (the held file is gone after),
-        then answer. ``begun``: the store ``OnReceiveCStoreDataStart`` began."""
-        archive = self.listener.archive
+        then answer."""
         try:
-            pending = _begun_store(begun)
-            if pending is None:
-                outcome = archive.store(held, sop_class, instance)
-            else:
-                outcome = archive.complete(pending)
+            outcome = self.listener.archive.store(held, sop_class, instance)
         except Exception:  # whatever broke, the requestor gets an answer
             log.exception("cannot store %s", instance)
             respond(DicomCommandStatusType.ProcessingFailure)
             return
         log.info("C-STORE %s: 0x%04X %s", instance, outcome.status, outcome.comment)
         respond(outcome.status, **outcome.response_fields())
-
-    def _abandon(self, begun: Future[PendingStore]) -> None:
-        archive = self.listener.archive
-
-        def abandon(done: Future[PendingStore]) -> None:
-            pending = _begun_store(done)
-            if pending is not None:
-                DicomNet.run_in_background(archive.abandon, pending)
-
-        begun.add_done_callback(abandon)
 
     def OnReceiveCFindRequest(
         self,

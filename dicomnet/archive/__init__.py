@@ -41,7 +41,7 @@ from ..qr.matching import InvalidQuery
 from .config import DEFAULT_CONFIG, IndexConfig
 from .index import ArchiveIndex, SchemaMismatch
 from .records import UnreadableInstance
-from .store import Archive, DuplicatePolicy, PendingStore, ReconcileReport, StoreOutcome
+from .store import Archive, DuplicatePolicy, ReconcileReport, StoreOutcome
 from .url import UnsupportedIndexURL, open_index
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
     "DuplicatePolicy",
     "IndexConfig",
     "InvalidQuery",
-    "PendingStore",
     "QueryOptions",
     "ReconcileReport",
     "SchemaMismatch",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pydicom import Dataset, dcmread
 from pydicom.charset import convert_encodings, default_encoding
@@ -40,12 +40,6 @@ class InstanceRecord:
     @property
     def path(self) -> str:
         return str(self.rows["instance"]["file_path"])
-
-    def sized(self, size: int) -> InstanceRecord:
-        """This record with its file ``size`` bytes long."""
-        return replace(
-            self, rows={**self.rows, "instance": {**self.rows["instance"], "file_size": size}}
-        )
 
 
 def read_header(path: str | os.PathLike[str]) -> Dataset:

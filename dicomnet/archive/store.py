@@ -2,23 +2,20 @@
 / instance layout, indexed so that file and rows become visible together (PS3.4 B.2).
 
 A C-STORE's data arrives spooled to a complete Part-10 file. ``Archive.store`` checks
-its header, then:
+it, then:
 
-1. commits a journal entry (``store_journal``): the file's final path, the spool path,
+1. fsyncs the spool file (with ``power_loss_safe``), so that its content is on disk
+   before its name moves;
+2. commits a journal entry (``store_journal``): the file's final path, the spool path,
    the old file a replacement makes obsolete; in the transaction that looks the SOP
    Instance UID up, so that a duplicate the policy keeps out ends the store here;
-2. fsyncs the spool file (with ``power_loss_safe``), so that its content is on disk
-   before its name moves;
 3. renames the spool file to its final path, in directories made when missing (and
    fsyncs the directory);
 4. in one transaction, writes the instance's rows and removes the journal entry;
 5. deletes an obsolete file (a replacement moved to another study or series), then the
    entry kept for it;
 
-and answers Success only after step 4 committed. ``begin`` and ``complete`` split it in
-two: the header check and step 1 can run while the data set still arrives (from its
-first bytes), leaving steps 2 to 5 for when it is whole, so that the requestor waits
-for little more than a move and a commit. A kill -9 at any moment leaves either
+and answers Success only after step 4 committed. A kill -9 at any moment leaves either
 no journal entry (nothing happened, or all of it) or one that ``reconcile`` resolves at
 the next start-up from the journal alone, without rescanning the storage: a file in
 place is indexed, a store whose file never moved is forgotten (its spool file deleted),
@@ -58,12 +55,13 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydicom import Dataset
 
-from ..dimse.headers import NotPlain, parse_header
 from ..dimse.status import CANNOT_UNDERSTAND
 from ..enums import DicomCommandStatusType
 from ..storage import RECEIVED_FILE_MODE, instance_file_name
@@ -127,19 +125,6 @@ class ReconcileReport:
         )
 
 
-@dataclass
-class PendingStore:
-    """A store ``Archive.begin`` started: what ``complete`` or ``abandon`` needs."""
-
-    spool: Path
-    sop_class: str
-    sop_instance: str
-    holds_instance: bool = False  # this store has the SOP Instance UID (``Archive._hold``)
-    record: InstanceRecord | None = None  # with ``entry``: checked, journal entry written
-    entry: JournalEntry | None = None
-    outcome: StoreOutcome | None = None  # decided before the file moved (refusal, duplicate)
-
-
 class _Refused(Exception):
     def __init__(self, status: int, comment: str) -> None:
         super().__init__(comment)
@@ -181,120 +166,56 @@ class Archive:
         """Keep the received instance ``spooled_file`` (moved away or deleted: it is
         gone on return), ``sop_class`` and ``sop_instance`` being the command's Affected
         SOP Class and Instance UIDs. See the module for the statuses."""
-        return self.complete(self.begin(spooled_file, sop_class, sop_instance))
-
-    def begin(
-        self,
-        spooled_file: str | os.PathLike[str],
-        sop_class: str,
-        sop_instance: str,
-        data_start: bytes | None = None,
-        transfer_syntax: str = "",
-    ) -> PendingStore:
-        """The first half of ``store``, for an instance that will be whole at
-        ``spooled_file``. Given ``data_start``, the first bytes of its data set in
-        ``transfer_syntax`` (``DicomNet.OnReceiveCStoreDataStart``), the header is
-        checked, the duplicate policy applied and the journal entry written now, while
-        the rest still arrives; ``complete`` then only moves the file and commits. When
-        those bytes do not hold the whole header, or another store of the instance is
-        under way, all of it waits for ``complete``. Call exactly one of ``complete``
-        and ``abandon`` for what this returns, in any thread."""
-        pending = PendingStore(Path(spooled_file), sop_class.strip(), sop_instance.strip())
-        if data_start is not None:
-            try:
-                header = parse_header(data_start, transfer_syntax, complete=False)
-            except NotPlain:  # not all there, or not plain: read from the file later
-                return pending
-            if self._hold(pending.sop_instance, wait=False):
-                pending.holds_instance = True
-                self._prepare(pending, header)
-        return pending
-
-    def complete(self, pending: PendingStore) -> StoreOutcome:
-        """Keep the instance ``begin`` started, now whole at its spooled file (moved
-        away or deleted: it is gone on return)."""
+        spool, sop_class, uid = Path(spooled_file), sop_class.strip(), sop_instance.strip()
         try:
-            if pending.outcome is None and pending.record is None:
-                if not pending.holds_instance:
-                    self._hold(pending.sop_instance, wait=True)
-                    pending.holds_instance = True
-                self._prepare(pending, None)
-            outcome = pending.outcome or self._finish(pending)
-        finally:
-            self._release(pending)
+            header, study, series = _checked_header(spool, sop_class, uid)
+            final = self.root / study / series / instance_file_name(sop_class, uid)
+            with self._storing(uid):
+                outcome = self._store(spool, header, final, uid)
+        except _Refused as refused:
+            log.warning("C-STORE of %s refused: %s", sop_instance, refused)
+            outcome = refused.outcome
         # not in a "finally": a process dying mid-store leaves the spool file to reconcile
-        _remove(pending.spool)
+        _remove(spool)
         return outcome
 
-    def abandon(self, pending: PendingStore) -> None:
-        """Forget the store ``begin`` started: its data set never came whole (the
-        association ended). The spooled file is its receiver's to delete."""
+    def _store(self, spool: Path, header: Dataset, final: Path, uid: str) -> StoreOutcome:
         try:
-            if pending.entry is not None:
-                self.index.journal_done(pending.entry)
-        except Exception as exc:  # the entry stays for reconcile at the next start-up
-            log.error("cannot forget the store of %s: %s", pending.sop_instance, exc)
-        finally:
-            self._release(pending)
-
-    def _prepare(self, pending: PendingStore, header: Dataset | None) -> None:
-        """Check the header (read from the spooled file when None), apply the duplicate
-        policy and write the journal entry; sets ``pending.outcome`` when the store ends
-        here, else its record and entry."""
-        spool, uid = pending.spool, pending.sop_instance
-        try:
-            header = _read_header(spool) if header is None else header
-            study, series = _checked_header(header, pending.sop_class, uid)
-            final = self.root / study / series / instance_file_name(pending.sop_class, uid)
-            record = instance_record(header, final, 0)
+            record = instance_record(header, final, spool.stat().st_size)
+            os.chmod(spool, RECEIVED_FILE_MODE)
+            if self._sync:
+                _fsync_file(spool)
             entry, existing = self.index.journal_add(
                 JournalEntry(uid, str(final), str(spool), None, str(self.root), self._owner),
                 only_new=self.policy is not DuplicatePolicy.REPLACE,
             )
-        except _Refused as refused:
-            log.warning("C-STORE of %s refused: %s", uid, refused)
-            pending.outcome = refused.outcome
-            return
-        except Exception as exc:  # the database failed (each driver has its own errors)
-            pending.outcome = _index_failed(uid, exc)
-            return
-        if entry is not None:
-            pending.record, pending.entry = record, entry
-        elif self.policy is DuplicatePolicy.KEEP_FIRST:
-            pending.outcome = StoreOutcome(
-                DUPLICATE_KEPT,
-                "SOP Instance already stored; the copy received was discarded",
-                Path(str(existing)),
-            )
-        else:
-            pending.outcome = StoreOutcome(
-                DicomCommandStatusType.DuplicateInstance,
-                "SOP Instance already stored; refused (duplicates are not accepted)",
-            )
-
-    def _finish(self, pending: PendingStore) -> StoreOutcome:
-        """Move the spooled file into place and commit its rows (``_prepare`` done)."""
-        spool, entry, record = pending.spool, pending.entry, pending.record
-        assert entry is not None and record is not None
-        final = Path(record.path)
-        try:
-            record = record.sized(spool.stat().st_size)
-            os.chmod(spool, RECEIVED_FILE_MODE)
-            if self._sync:
-                _fsync_file(spool)
+            if entry is None:
+                if self.policy is DuplicatePolicy.KEEP_FIRST:
+                    return StoreOutcome(
+                        DUPLICATE_KEPT,
+                        "SOP Instance already stored; the copy received was discarded",
+                        Path(str(existing)),
+                    )
+                return StoreOutcome(
+                    DicomCommandStatusType.DuplicateInstance,
+                    "SOP Instance already stored; refused (duplicates are not accepted)",
+                )
             _make_directories(final.parent, self._sync)
             os.replace(spool, final)
             if self._sync:
                 _fsync_directory(final.parent)
             self._commit(entry, record)
         except OSError as exc:
-            log.error("cannot store %s: %s", pending.sop_instance, exc)
+            log.error("cannot store %s: %s", uid, exc)
             return StoreOutcome(
                 DicomCommandStatusType.RefusedOutOfResources,
                 f"cannot write the instance: {exc.strerror or exc}",
             )
         except Exception as exc:  # the database failed (each driver has its own errors)
-            return _index_failed(pending.sop_instance, exc)
+            log.error("cannot index %s: %s", uid, exc)
+            return StoreOutcome(
+                DicomCommandStatusType.RefusedOutOfResources, "the archive index failed"
+            )
         log.info("stored %s", final)
         return StoreOutcome(DicomCommandStatusType.Success, "", final)
 
@@ -304,23 +225,19 @@ class Archive:
             Path(obsolete).unlink(missing_ok=True)
             self.index.journal_done(entry)
 
-    def _hold(self, uid: str, wait: bool) -> bool:
-        """Take the SOP Instance UID for one store at a time in this process, so that
-        the duplicate policy sees the first one finished; without ``wait``, False when
-        another store has it."""
+    @contextmanager
+    def _storing(self, uid: str) -> Iterator[None]:
+        """One store of a SOP Instance UID at a time in this process, so that the
+        duplicate policy sees the first one finished."""
         with self._idle:
             while uid in self._busy:
-                if not wait:
-                    return False
                 self._idle.wait()
             self._busy.add(uid)
-        return True
-
-    def _release(self, pending: PendingStore) -> None:
-        if pending.holds_instance:
-            pending.holds_instance = False
+        try:
+            yield
+        finally:
             with self._idle:
-                self._busy.discard(pending.sop_instance)
+                self._busy.discard(uid)
                 self._idle.notify_all()
 
     # -- start-up ------------------------------------------------------------------------
@@ -386,16 +303,13 @@ class Archive:
         self.index.journal_done(entry)
 
 
-def _read_header(spool: Path) -> Dataset:
+def _checked_header(spool: Path, sop_class: str, sop_instance: str) -> tuple[Dataset, str, str]:
+    """The spooled data set's header, checked against the command (see the module), and
+    its Study and Series Instance UIDs."""
     try:
-        return read_header(spool)
+        header = read_header(spool)
     except UnreadableInstance as exc:
         raise _Refused(CANNOT_UNDERSTAND, f"cannot read the data set: {exc.__cause__}") from exc
-
-
-def _checked_header(header: Dataset, sop_class: str, sop_instance: str) -> tuple[str, str]:
-    """The Study and Series Instance UIDs of the received data set's ``header``, checked
-    against the command (see the module)."""
     data_class = header_value(header, "SOPClassUID")
     data_instance = header_value(header, "SOPInstanceUID")
     if not data_class or not data_instance:
@@ -422,12 +336,7 @@ def _checked_header(header: Dataset, sop_class: str, sop_instance: str) -> tuple
             raise _Refused(
                 DATA_SET_DOES_NOT_MATCH, f"{keyword} {value or '(none)'} is not a valid UID"
             )
-    return str(study), str(series)
-
-
-def _index_failed(uid: str, exc: Exception) -> StoreOutcome:
-    log.error("cannot index %s: %s", uid, exc)
-    return StoreOutcome(DicomCommandStatusType.RefusedOutOfResources, "the archive index failed")
+    return header, str(study), str(series)
 
 
 def _remove(path: Path) -> None:

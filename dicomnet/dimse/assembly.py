@@ -7,10 +7,6 @@ command. Data set fragments are handed straight to a ``DataSink`` (memory by def
 spool file for large C-STOREs) and never accumulated here, so memory stays bounded
 whatever the data set size.
 
-With ``start_bytes`` set, the first bytes of a data set are also reported on their own
-(``DataSetStart``) as soon as that many have arrived, so that an application can begin
-on its header (check it, index it) while the rest streams in.
-
 Tolerated: odd-length fragments (logged at DEBUG), empty fragments, several PDVs of one
 message in one PDU; bits 2-7 of the message control header are ignored (PS3.8 E.2).
 """
@@ -67,17 +63,6 @@ class BytesSink:
 
 SinkFactory = Callable[[int, dict[str, object]], DataSink]
 """``(context_id, decoded command) -> sink`` for the data set that follows the command."""
-
-
-@dataclass(frozen=True)
-class DataSetStart:
-    """The first ``MessageAssembler.start_bytes`` bytes of the data set of ``message``,
-    which is still arriving (its ``data`` is None until then); ``received_file``: the
-    file the sink is writing it to, if any."""
-
-    message: Message
-    data: bytes
-    received_file: str | None
 
 
 @dataclass
@@ -189,20 +174,14 @@ class MessageAssembler:
         self._command: dict[str, object] | None = None  # set while the data set arrives
         self._sink: DataSink | None = None
         self._last_had_no_data_set = False  # to explain a stray data fragment
-        # Report each data set's first bytes once this many arrived (0: never).
-        self.start_bytes = 0
-        self._start: bytearray | None = None  # collecting them for the message in progress
 
     @property
     def in_progress(self) -> bool:
         """True between the first fragment of a message and its last."""
         return self._context_id is not None
 
-    def feed(
-        self, context_id: int, control: int, fragment: memoryview
-    ) -> Message | DataSetStart | None:
-        """Take one PDV; return the message it completes, or the start of the data set
-        it brings to ``start_bytes``, if any."""
+    def feed(self, context_id: int, control: int, fragment: memoryview) -> Message | None:
+        """Take one PDV; return the message it completes, if any."""
         if len(fragment) % 2:
             logger.debug("odd-length PDV fragment (%d bytes) accepted", len(fragment))
         if self._context_id is not None and context_id != self._context_id:
@@ -253,7 +232,6 @@ class MessageAssembler:
             logger.warning("cannot store the incoming data set: %s", exc)
             self._sink = _FailedSink(_failure_reason(exc))
         self._command = command
-        self._start = bytearray() if self.start_bytes else None
         return None
 
     def _decode_command(self) -> dict[str, object]:
@@ -267,7 +245,7 @@ class MessageAssembler:
                 self._fail(f"command set without {keyword}: the message cannot be framed")
         return command
 
-    def _feed_data(self, fragment: memoryview, is_last: bool) -> Message | DataSetStart | None:
+    def _feed_data(self, fragment: memoryview, is_last: bool) -> Message | None:
         if self._sink is None or self._command is None or self._context_id is None:
             self._fail(self._stray_data_reason())
         try:
@@ -275,7 +253,7 @@ class MessageAssembler:
         except (DIMSEError, OSError) as exc:
             self._sink_failed(exc)
         if not is_last:
-            return self._started(fragment) if self._start is not None else None
+            return None
         try:
             data = self._sink.close()
         except (DIMSEError, OSError) as exc:
@@ -286,23 +264,6 @@ class MessageAssembler:
         message = Message(self._context_id, self._command, data, error=error)
         self._reset()
         return message
-
-    def _started(self, fragment: memoryview) -> DataSetStart | None:
-        """Collect the data set's first bytes; their report once they are all in."""
-        start = self._start
-        assert start is not None and self._context_id is not None and self._command is not None
-        start += fragment[: self.start_bytes - len(start)]
-        if len(start) < self.start_bytes:
-            return None
-        self._start = None
-        if isinstance(self._sink, _FailedSink):  # nothing will come of this data set
-            return None
-        path = getattr(self._sink, "path", None)
-        return DataSetStart(
-            Message(self._context_id, self._command, None),
-            bytes(start),
-            path if isinstance(path, str) else None,
-        )
 
     def _sink_failed(self, exc: Exception) -> None:
         """Keep framing the message, but drop its data and remember why."""
@@ -330,4 +291,3 @@ class MessageAssembler:
         self._command_fragments = bytearray()
         self._command = None
         self._sink = None
-        self._start = None

@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import os
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -27,7 +26,6 @@ from typing import Any
 
 import peers
 import pytest
-import rawpdu
 from pydicom import Dataset, dcmread
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import (
@@ -37,10 +35,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from dicomnet.archive import open_index
-from dicomnet.dimse.commands import DATA_SET_PRESENT, encode_command_set
 from dicomnet.dimse.part10 import read_part10_header
-from dicomnet.pdu import AssociateRQ, PresentationContextRQ, UserInformation, encode_pdu
 
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
@@ -975,58 +970,3 @@ def test_dcmtk_findscu_bad_queries_get_a900_with_a_comment(
     assert re.search(r"DIMSE Status\s*: 0xa900", output)  # the final response (-d)
     assert re.search(r"\(0000,0902\) LO \[[^\]]+\]", output)  # with an Error Comment
     dcmtk_find(run_dcmtk, archive, "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientID")
-
-
-def test_large_instances_are_stored_while_they_arrive_and_an_aborted_one_leaves_nothing(
-    run_dcmtk: Callable[..., Any], tmp_path: Path
-) -> None:
-    """Instances larger than ``NetConfig.data_set_start_bytes`` are checked and journalled
-    from their first bytes (``OnReceiveCStoreDataStart``); one whose association is
-    aborted halfway leaves no journal entry, no file and no index row, and can be stored
-    again at once."""
-    sent = tmp_path / "sent"
-    sent.mkdir()
-    instances = [
-        write_big_instance(sent, "1.2.826.0.1.3680043.2.1143.9", f"{n}", 1) for n in (1, 2)
-    ]
-    storage = tmp_path / "store"
-    with running_archive(storage) as (port, _):
-        aborted = instances[0]
-        data = read_part10_header(aborted.path)
-        raw = aborted.path.read_bytes()[data.data_offset :]
-        with socket.create_connection((LOOPBACK, port), timeout=30) as sock:
-            rq = AssociateRQ(
-                called_ae=AE,
-                calling_ae="RAWSCU",
-                presentation_contexts=[
-                    PresentationContextRQ(1, CTImageStorage, [ExplicitVRLittleEndian])
-                ],
-                user_information=UserInformation(max_length=16384),
-            )
-            sock.sendall(encode_pdu(rq))
-            answer = rawpdu.recv_pdu(sock)
-            assert answer is not None and answer.type == rawpdu.ASSOCIATE_AC
-            command = encode_command_set(
-                {
-                    "CommandField": 0x0001,
-                    "MessageID": 1,
-                    "Priority": 0,
-                    "AffectedSOPClassUID": CTImageStorage,
-                    "AffectedSOPInstanceUID": aborted.sop_uid,
-                    "CommandDataSetType": DATA_SET_PRESENT,
-                }
-            )
-            halfway = [rawpdu.pdata(1, 0x00, raw[o : o + 16000]) for o in range(0, 96000, 16000)]
-            sock.sendall(rawpdu.pdata(1, 0x03, command) + b"".join(halfway))
-            sock.sendall(rawpdu.pdu(rawpdu.A_ABORT, bytes(4)))
-        stored = run_dcmtk(
-            "storescu", "-aec", AE, LOOPBACK, str(port), *(str(i.path) for i in instances)
-        )
-        assert stored.returncode == 0, stored.stderr
-    assert_same(storage, instances)
-    index = open_index(f"sqlite:///{storage / 'index.db'}")
-    try:
-        assert index.count() == len(instances)
-        assert index.journal_entries(str(storage.absolute())) == []
-    finally:
-        index.close()

@@ -2,8 +2,7 @@
 PostgreSQL index.
 
 Crash safety: a child process stores generated instances in a loop, writing each SOP
-Instance UID to a report file once ``Archive.store`` (or, every other one,
-``begin`` on its first bytes then ``complete``) returned Success; the test kills it
+Instance UID to a report file once ``Archive.store`` returned Success; the test kills it
 with SIGKILL at a random point, restarts it (it reconciles at start), kills it again,
 and so on. Afterwards index and files must agree: every instance reported stored is
 indexed with its file, every indexed instance has its file, every file under the
@@ -43,7 +42,6 @@ def child(url: str, root: Path, spool_dir: Path, report: Path, count: int, expec
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
     from dicomnet.archive import Archive, open_index
-    from dicomnet.dimse.part10 import read_part10_start
 
     index = open_index(url)
     archive = Archive(root, index)
@@ -69,14 +67,7 @@ def child(url: str, root: Path, spool_dir: Path, report: Path, count: int, expec
             spooled = spool_dir / f"dicomnet-{ds.SOPInstanceUID[-16:]}.part"
             ds.save_as(spooled, enforce_file_format=True)
             _line(out, f"storing {ds.SOPInstanceUID}")  # the test kills on seeing this
-            if stored % 2:  # begun on its first bytes, as qrscp.py stores large instances
-                _part10, start = read_part10_start(spooled, 16 << 10)
-                pending = archive.begin(
-                    spooled, CTImageStorage, ds.SOPInstanceUID, start, ExplicitVRLittleEndian
-                )
-                outcome = archive.complete(pending)
-            else:
-                outcome = archive.store(spooled, CTImageStorage, ds.SOPInstanceUID)
+            outcome = archive.store(spooled, CTImageStorage, ds.SOPInstanceUID)
             if outcome.status != 0:
                 print(f"store failed: {outcome}", flush=True)
                 return 1

@@ -23,7 +23,6 @@ from pydicom.filereader import read_dataset
 from dicomnet.dimse.assembly import (
     MAX_COMMAND_SET_LENGTH,
     BytesSink,
-    DataSetStart,
     Message,
     MessageAssembler,
 )
@@ -36,7 +35,7 @@ from dicomnet.dimse.fragment import (
     max_fragment_size,
 )
 from dicomnet.errors import DIMSEError
-from dicomnet.pdu import CONTROL_COMMAND, CONTROL_LAST, split_pdvs
+from dicomnet.pdu import split_pdvs
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "pdus"
 STORE = "dcmtk-storescu_dcmtk-storescp.pdus"
@@ -538,35 +537,3 @@ def test_file_source_range_must_fit(tmp_path: Path, offset: int, length: int | N
     path.write_bytes(bytes(100))
     with pytest.raises(DIMSEError):
         FileSource(path, offset, length)
-
-
-def test_the_first_bytes_of_a_data_set_are_reported_once_while_it_arrives() -> None:
-    assembler = MessageAssembler()
-    assembler.start_bytes = 1000
-    data = bytes(range(256)) * 12  # 3072 bytes in three fragments
-    assert assembler.feed(1, CONTROL_COMMAND | CONTROL_LAST, memoryview(STORE_RQ)) is None
-    assert assembler.feed(1, 0, memoryview(data[:600])) is None  # not enough yet
-    start = assembler.feed(1, 0, memoryview(data[600:1800]))
-    assert isinstance(start, DataSetStart)
-    assert start.data == data[:1000] and start.received_file is None
-    assert start.message.message_id == 7 and start.message.data is None
-    assert start.message.affected_sop_instance_uid == "1.2.3.4"
-    message = assembler.feed(1, CONTROL_LAST, memoryview(data[1800:]))
-    assert isinstance(message, Message) and message.data == data  # and only once
-    # the next message's data set is reported again
-    assert assembler.feed(1, CONTROL_COMMAND | CONTROL_LAST, memoryview(STORE_RQ)) is None
-    assert isinstance(assembler.feed(1, 0, memoryview(data)), DataSetStart)
-
-
-def test_a_data_set_no_longer_than_the_start_is_only_seen_whole() -> None:
-    assembler = MessageAssembler()
-    assembler.start_bytes = 1000
-    assembler.feed(1, CONTROL_COMMAND | CONTROL_LAST, memoryview(STORE_RQ))
-    assert assembler.feed(1, 0, memoryview(bytes(500))) is None
-    assert isinstance(assembler.feed(1, CONTROL_LAST, memoryview(bytes(600))), Message)
-
-
-def test_without_start_bytes_no_start_is_reported() -> None:
-    assembler = MessageAssembler()
-    assembler.feed(1, CONTROL_COMMAND | CONTROL_LAST, memoryview(STORE_RQ))
-    assert assembler.feed(1, 0, memoryview(bytes(100_000))) is None
