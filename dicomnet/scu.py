@@ -16,6 +16,7 @@ from .enums import DicomAssociateAcceptResultType, DicomRoleSupport
 from .errors import DicomException, DicomExceptionCode
 from .net import DicomNet
 from .response import Response
+from .session import operations_window
 
 ContextSpec = tuple[str, Sequence[str]]
 """A context to propose: (abstract syntax, transfer syntaxes in order of preference)."""
@@ -56,6 +57,13 @@ def open_association(
     net.wait_connected()
     net.SendAssociateRequest(request)
     return net.wait_associated()
+
+
+def outstanding_limit(accepted: DicomAssociate) -> int:
+    """How many requests the requestor may have outstanding on the association its
+    A-ASSOCIATE-AC ``accepted`` opened (PS3.7 D.3.3.3): 1 without an asynchronous
+    operations window, 0 for no limit."""
+    return operations_window(accepted, is_requestor=True)[0]
 
 
 def release(net: DicomNet) -> None:

@@ -199,6 +199,7 @@ class AcceptingServer(DicomNet):
         requestor_scp_role: Collection[str] = (),
         access_control: AccessControl | None = None,
         identity: IdentityPolicy | None = None,
+        async_ops_window: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(temp_path, timeouts=timeouts or Timeouts(idle=SCP_IDLE_TIMEOUT))
         self.ae_title = ae_title
@@ -211,6 +212,7 @@ class AcceptingServer(DicomNet):
             max_length=max_pdu,
             accept_any_transfer_syntax_for=accept_any_transfer_syntax_for,
             requestor_scp_role=requestor_scp_role,
+            async_ops_window=async_ops_window,
         )
 
     def OnAccept(self, error: DicomExceptionCode) -> None:

@@ -329,7 +329,7 @@ class DimseSession:
         association = DicomAssociate.from_pdu(pdu, self._proposal)
         self.engine.send_associate_ac(pdu, now)
         self.association = association
-        self.operations = OutstandingOperations(*_window(accept, is_requestor=False))
+        self.operations = OutstandingOperations(*operations_window(accept, is_requestor=False))
 
     def send_associate_rj(self, rj: AssociateRJ, now: float) -> None:
         self.engine.send_associate_rj(rj, now)
@@ -458,7 +458,7 @@ class DimseSession:
         if self._identity_response_required and self.association.user_identity_response is None:
             self._identity_not_confirmed(now)
             return
-        window = _window(self.association, is_requestor=True)
+        window = operations_window(self.association, is_requestor=True)
         self.operations.max_invoked, self.operations.max_performed = window
         self._events.append(AssociationAccepted(self.association))
 
@@ -628,7 +628,7 @@ def _is_pending(command: Mapping[str, object]) -> bool:
     return status_category(_int(command, "Status")) is StatusCategory.PENDING
 
 
-def _window(accept: DicomAssociate | None, is_requestor: bool) -> tuple[int, int]:
+def operations_window(accept: DicomAssociate | None, is_requestor: bool) -> tuple[int, int]:
     """(requests this side may have outstanding, peer requests it performs at once),
     PS3.7 D.3.3.3: (1, 1) without a window; with one, what the accept allows (0 =
     unlimited). The accept's "invoked" count is what the requestor may invoke and the

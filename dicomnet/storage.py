@@ -7,7 +7,9 @@ name is built only from a well-formed UID (PS3.5 9.1), never from a path a peer 
 
 Sending: the contexts to propose for a set of files (``storage_contexts_for``), the
 accepted context to send each one on (``pick_context``), and one blocking C-STORE
-(``send_instance``), the data set read from disk as it is sent.
+(``send_instance``), the data set read from disk as it is sent; or its two halves
+(``send_store_request``, ``store_response``), to keep several C-STOREs outstanding
+where the peer accepted an asynchronous operations window.
 """
 
 from __future__ import annotations
@@ -173,13 +175,27 @@ def send_instance(
     move_message_id: int = 0,
     timeout: float | None = None,
 ) -> Response:
-    """C-STORE ``part10`` on the context ``pick_context`` chooses among ``contexts`` and
-    wait for the response (``timeout`` as ``DicomNet.wait_response``). A C-MOVE
+    """C-STORE ``part10`` (``send_store_request``) and wait for the response
+    (``store_response``)."""
+    message_id = send_store_request(
+        net, contexts, part10, move_originator=move_originator, move_message_id=move_message_id
+    )
+    return store_response(net, message_id, timeout)
+
+
+def send_store_request(
+    net: DicomNet,
+    contexts: Sequence[NegotiatedContext],
+    part10: Part10File,
+    *,
+    move_originator: str = "",
+    move_message_id: int = 0,
+) -> int:
+    """Send a C-STORE of ``part10`` on the context ``pick_context`` chooses among
+    ``contexts``, without waiting for its response; its message ID. A C-MOVE
     sub-operation names its originator and request. Raises ``DicomException``
     (Parameter) when no context fits, ``DIMSEError`` when the file cannot be read or
-    converted (nothing was sent: the association goes on), ``SendBroken`` when the
-    file broke while being sent (the association was aborted), ``DicomException`` when
-    no response comes."""
+    converted (nothing was sent: the association goes on)."""
     context = pick_context(contexts, part10.sop_class_uid, part10.transfer_syntax)
     if context is None:
         raise DicomException(
@@ -202,6 +218,13 @@ def send_instance(
         )
     except OSError as exc:  # gone since its header was read: nothing was sent
         raise DIMSEError(f"cannot read {part10.path}: {exc.strerror or exc}") from exc
+    return message_id
+
+
+def store_response(net: DicomNet, message_id: int, timeout: float | None = None) -> Response:
+    """The response to the C-STORE ``message_id`` (``timeout`` as
+    ``DicomNet.wait_response``). Raises ``SendBroken`` when its file broke while being
+    sent (the association was aborted), ``DicomException`` when no response comes."""
     try:
         return net.wait_response(message_id, timeout)
     except DicomException as exc:

@@ -32,6 +32,7 @@ from dicomnet.scu import accepted_context_id, open_association
 Net = TypeVar("Net", bound=DicomNet)
 
 DEFAULT_MAX_PDU = 16384  # DCMTK's default receive limit
+SERVER_WINDOW = 16  # requests a requestor may have outstanding, when it proposes a window
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, scu: bool) -> None:
@@ -161,6 +162,7 @@ def server_settings(args: argparse.Namespace) -> dict[str, Any]:
         "max_pdu": args.pdu,
         "timeouts": timeouts_from(args),
         "check_called_aet": vars(args).get("check_called_aet", False),
+        "async_ops_window": (args.window, 1) if vars(args).get("window", 1) != 1 else None,
         **(access_settings(args) if "user_file" in vars(args) else {}),
     }
 
@@ -171,6 +173,15 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     from dicomnet.server import SCP_IDLE_TIMEOUT
 
     parser.add_argument("--bind", default="", help="local address to listen on (default: all)")
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=SERVER_WINDOW,
+        metavar="N",
+        help="accept an asynchronous operations window (PS3.7 D.3.3.3) of up to N "
+        f"requests outstanding at once from a requestor that proposes one (default "
+        f"{SERVER_WINDOW}; 0 = no limit; 1 = one at a time)",
+    )
     parser.add_argument(
         "--idle-timeout",
         type=float,

@@ -56,6 +56,9 @@ from dicomnet.archive import (
     ArchiveIndex,
     DuplicatePolicy,
     IndexConfig,
+    Received,
+    StoreOutcome,
+    StoreQueue,
     UnreadableInstance,
     open_index,
 )
@@ -80,6 +83,12 @@ DUPLICATE_POLICIES = {
 }
 SPOOL_FOLDER = "spool"  # received data in transit, inside the storage folder (one file system)
 _HELD_SUFFIX = ".held"  # a spooled instance handed to a worker to store
+
+
+def _answer(instance: str, respond: partial[None], outcome: StoreOutcome) -> None:
+    """The archive's queue thread: answer the C-STORE of ``instance``."""
+    log.info("C-STORE %s: 0x%04X %s", instance, outcome.status, outcome.comment)
+    respond(outcome.status, **outcome.response_fields())
 
 
 class ArchiveConnection(QueryRetrieveConnection):
@@ -109,7 +118,7 @@ class ArchiveConnection(QueryRetrieveConnection):
         if received is None:
             respond(DicomCommandStatusType.ProcessingFailure)
             return
-        # The spool file goes when this callback returns; a rename keeps it for the worker.
+        # The spool file goes when this callback returns; a rename keeps it for the queue.
         held = received + _HELD_SUFFIX
         try:
             os.replace(received, held)
@@ -117,19 +126,9 @@ class ArchiveConnection(QueryRetrieveConnection):
             log.error("cannot hold %s for storing: %s", instance, exc)
             respond(DicomCommandStatusType.RefusedOutOfResources, **error_comment(exc.strerror))
             return
-        DicomNet.run_in_background(self._store, held, affected_class, instance, respond)
-
-    def _store(self, held: str, sop_class: str, instance: str, respond: partial[None]) -> None:
-        """Worker thread: store and index the instance (the held file is gone after),
-        then answer."""
-        try:
-            outcome = self.listener.archive.store(held, sop_class, instance)
-        except Exception:  # whatever broke, the requestor gets an answer
-            log.exception("cannot store %s", instance)
-            respond(DicomCommandStatusType.ProcessingFailure)
-            return
-        log.info("C-STORE %s: 0x%04X %s", instance, outcome.status, outcome.comment)
-        respond(outcome.status, **outcome.response_fields())
+        self.listener.stores.submit(
+            Received(held, affected_class, instance), partial(_answer, instance, respond)
+        )
 
     def OnReceiveCFindRequest(
         self,
@@ -189,7 +188,13 @@ class ArchiveServer(QueryRetrieveServer):
             **server_settings(args),
         )
         self.archive = archive
+        self.stores = StoreQueue(archive)
         self.worklist = worklist
+
+    def Close(self) -> None:
+        """Stop listening; the stores received are finished first."""
+        super().Close()
+        self.stores.close()
 
 
 def index_files_in_place(storage: Path, index: ArchiveIndex) -> int:

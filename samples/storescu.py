@@ -9,9 +9,13 @@ plus Explicit and Implicit VR LE when it is uncompressed (so the library can con
 more than 128 such pairs take several associations, one after the other. Each file's
 data set is sent from disk as it is when its transfer syntax was accepted.
 
+Where the peer accepts an asynchronous operations window (``--window``), that many
+C-STOREs are outstanding at once, so the peer stores one while the next arrives; a peer
+that accepts none (DCMTK's storescp, for one) gets them one at a time.
+
 A file that breaks while it is being sent (deleted, truncated, unreadable) is reported
 failed; the association is aborted then, as nothing may follow half a message, and the
-files after it go on a new association.
+files not stored (sent without an answer, or not sent) go on a new association.
 
 Prints a summary; exit status 0 when every file was stored (warnings count as stored,
 as with DCMTK), 1 otherwise, listing each failed file with its status or reason.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -42,14 +47,21 @@ from dicomnet import (
     status_category,
     status_description,
 )
-from dicomnet.scu import ContextSpec, build_request, open_association, release
+from dicomnet.scu import (
+    ContextSpec,
+    build_request,
+    open_association,
+    outstanding_limit,
+    release,
+)
 from dicomnet.storage import (
     SendBroken,
     iter_files,
     pick_context,
     read_headers,
-    send_instance,
+    send_store_request,
     storage_contexts_for,
+    store_response,
 )
 
 log = logging.getLogger("samples.storescu")
@@ -57,6 +69,8 @@ log = logging.getLogger("samples.storescu")
 # wait_response counts from the request being queued, so the wait for a response must
 # also cover sending the data set; allow for a link as slow as this (bytes per second).
 SLOWEST_LINK = 1 << 20
+# C-STOREs outstanding at once when the peer accepts an asynchronous operations window
+DEFAULT_WINDOW = 16
 
 
 @dataclass
@@ -110,28 +124,6 @@ def plan_associations(
     return plan
 
 
-def store_file(
-    net: DicomNet,
-    contexts: Sequence[NegotiatedContext],
-    file: Part10File,
-    tally: Tally,
-    timeout: float,
-) -> None:
-    """Send one file and record its outcome; ``SendBroken`` (recorded too) propagates:
-    the association is gone."""
-    try:
-        response = send_instance(
-            net, contexts, file, timeout=timeout + file.data_length / SLOWEST_LINK
-        )
-    except DIMSEError as exc:  # this file cannot be sent (unreadable, conversion); the others can
-        tally.record_failure(file.path, exc.message)
-        return
-    except SendBroken as exc:
-        tally.record_failure(file.path, exc.message)
-        raise
-    tally.record_status(file.path, response.status, response.error_comment)
-
-
 def store_batch(
     args: argparse.Namespace,
     contexts: Sequence[ContextSpec],
@@ -146,6 +138,14 @@ def store_batch(
         pending = store_on_one_association(args, contexts, pending, tally, progress)
 
 
+@dataclass
+class Outstanding:
+    """A C-STORE sent and not answered yet."""
+
+    file: Part10File
+    message_id: int
+
+
 def store_on_one_association(
     args: argparse.Namespace,
     contexts: Sequence[ContextSpec],
@@ -153,40 +153,102 @@ def store_on_one_association(
     tally: Tally,
     progress: tqdm,
 ) -> list[Part10File]:
-    """One association: send ``files``; the files still to send after one broke (the
-    association was aborted), else none. On a connection, association or abort error
-    the files not yet sent are reported failed with that reason."""
+    """One association: send ``files``, as many at once as the negotiated asynchronous
+    operations window allows (one without it). Returns the files still to send after
+    one broke while being sent (the association was aborted: the files sent without an
+    answer and those not sent yet), else none. On a connection, association or abort
+    error the files without an outcome are reported failed with that reason."""
     net = DicomNet(None, timeouts=timeouts_from(args))
-    done = 0
+    unsent = deque(files)
+    outstanding: deque[Outstanding] = deque()
     try:
         request = build_request(args.aet, args.aec, args.pdu, contexts)
+        if args.window != 1:
+            request.SetAsynchronousOperations(True, args.window, 1)
         propose_identity(request, args)
         apply_tls(net, args)
         accepted = open_association(net, args.peer, args.port, request)
         negotiated = list(negotiated_contexts(request, accepted).values())
-        for file in files:
-            if pick_context(negotiated, file.sop_class_uid, file.transfer_syntax) is None:
-                tally.record_failure(
-                    file.path,
-                    f"the peer accepted neither SOP class {file.sop_class_uid} in "
-                    f"{file.transfer_syntax} nor a syntax it can be converted to",
-                )
+        window = outstanding_limit(accepted) or args.window or len(files)
+        while unsent or outstanding:
+            if unsent and len(outstanding) < window:
+                send_next(net, negotiated, unsent.popleft(), outstanding, tally, progress)
             else:
-                store_file(net, negotiated, file, tally, args.timeout)
-            done += 1
-            progress.update()
+                answer_oldest(net, outstanding, tally, progress, args.timeout)
         release(net)
-    except SendBroken:  # the file that broke is recorded; the ones after it are not
-        progress.update()
-        log.warning("association aborted; the files after it go on a new one")
-        return list(files[done + 1 :])
+    except SendBroken:  # the file that broke is recorded, the others go on a new one
+        log.warning("association aborted; the files not stored go on a new one")
+        return [o.file for o in outstanding] + list(unsent)
     except DicomException as exc:
-        for file in files[done:]:
+        for file in [o.file for o in outstanding] + list(unsent):
             tally.record_failure(file.path, exc.message)
             progress.update()
     finally:
         net.Close()
     return []
+
+
+def send_next(
+    net: DicomNet,
+    negotiated: Sequence[NegotiatedContext],
+    file: Part10File,
+    outstanding: deque[Outstanding],
+    tally: Tally,
+    progress: tqdm,
+) -> None:
+    """Send ``file`` (now outstanding), or record why it cannot be sent."""
+    if pick_context(negotiated, file.sop_class_uid, file.transfer_syntax) is None:
+        reason = (
+            f"the peer accepted neither SOP class {file.sop_class_uid} in "
+            f"{file.transfer_syntax} nor a syntax it can be converted to"
+        )
+    else:
+        try:
+            outstanding.append(Outstanding(file, send_store_request(net, negotiated, file)))
+            return
+        except DIMSEError as exc:  # this file cannot be sent (unreadable, conversion)
+            reason = exc.message
+    tally.record_failure(file.path, reason)
+    progress.update()
+
+
+def answer_oldest(
+    net: DicomNet,
+    outstanding: deque[Outstanding],
+    tally: Tally,
+    progress: tqdm,
+    timeout: float,
+) -> None:
+    """Wait for the response to the oldest outstanding C-STORE and record it. Raises
+    ``SendBroken`` (recorded) when a file broke while being sent, ``DicomException``
+    when the association ended otherwise."""
+    oldest = outstanding[0]
+    try:
+        # the wait counts from the request being queued: allow for sending its data too
+        limit = timeout + oldest.file.data_length / SLOWEST_LINK
+        response = store_response(net, oldest.message_id, limit)
+    except SendBroken as exc:
+        outstanding.popleft()
+        tally.record_failure(oldest.file.path, exc.message)
+        progress.update()
+        raise
+    except DicomException:
+        # the association ended: when a later file broke, that is why, and the others
+        # (this one too) can go on a new association
+        for later in list(outstanding)[1:]:
+            try:
+                store_response(net, later.message_id, 0)
+            except SendBroken as exc:
+                outstanding.remove(later)
+                tally.record_failure(later.file.path, exc.message)
+                progress.update()
+                raise
+            except DicomException:
+                continue
+        raise
+    outstanding.popleft()
+    tally.record_status(oldest.file.path, response.status, response.error_comment)
+    progress.update()
 
 
 def print_summary(tally: Tally) -> None:
@@ -202,6 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="storescu", description=__doc__)
     add_common_options(parser, scu=True)
     parser.set_defaults(aet="STORESCU")
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=DEFAULT_WINDOW,
+        metavar="N",
+        help="propose an asynchronous operations window (PS3.7 D.3.3.3) of N C-STOREs "
+        f"outstanding at once (default {DEFAULT_WINDOW}; 0 = no limit; 1 = one at a "
+        "time, proposing none, as DCMTK's storescu); a peer that accepts none gets one "
+        "at a time",
+    )
     parser.add_argument("peer")
     parser.add_argument("port", type=int)
     parser.add_argument("files", nargs="+", metavar="FILE_OR_DIR")

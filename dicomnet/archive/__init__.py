@@ -29,6 +29,13 @@ Store (``Archive``)::
     outcome = archive.store(spooled_file, sop_class, sop_instance)   # a worker thread
     net.SendCStoreResponse(..., outcome.status, **outcome.response_fields())
 
+or, from an SCP's callback, through a ``StoreQueue`` that stores on a thread of its own
+what arrives meanwhile in one batch (``Archive.store_many``)::
+
+    stores = StoreQueue(archive)
+    stores.submit(Received(held_file, sop_class, sop_instance),
+                  lambda outcome: net.SendCStoreResponse(..., outcome.status))
+
 Files are kept as ``<root>/<Study UID>/<Series UID>/<modality>.<SOP Instance UID>``,
 written atomically; see ``store.py`` for the duplicate policies, the statuses and the
 journal that makes a crash at any moment leave index and files in agreement.
@@ -40,8 +47,9 @@ from ..qr.index import DEFAULT_OPTIONS, QueryOptions
 from ..qr.matching import InvalidQuery
 from .config import DEFAULT_CONFIG, IndexConfig
 from .index import ArchiveIndex, SchemaMismatch
+from .queue import StoreQueue
 from .records import UnreadableInstance
-from .store import Archive, DuplicatePolicy, ReconcileReport, StoreOutcome
+from .store import Archive, DuplicatePolicy, Received, ReconcileReport, StoreOutcome
 from .url import UnsupportedIndexURL, open_index
 
 __all__ = [
@@ -53,9 +61,11 @@ __all__ = [
     "IndexConfig",
     "InvalidQuery",
     "QueryOptions",
+    "Received",
     "ReconcileReport",
     "SchemaMismatch",
     "StoreOutcome",
+    "StoreQueue",
     "UnreadableInstance",
     "UnsupportedIndexURL",
     "open_index",

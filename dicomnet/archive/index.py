@@ -250,39 +250,51 @@ class ArchiveIndex:
     # -- the store journal ---------------------------------------------------------------
 
     def journal_add(
-        self, entry: JournalEntry, only_new: bool = False
-    ) -> tuple[JournalEntry | None, str | None]:
-        """In one transaction, committed on return: find the file of the instance
-        ``entry`` stores, and record ``entry`` (a store about to move its file into place;
-        ``obsolete_path`` the file found when it is elsewhere) unless the instance is
-        indexed and ``only_new``. Returns the entry recorded (None when none was) and the
-        file found (None when the instance is not indexed)."""
+        self, entries: Sequence[JournalEntry], only_new: bool = False
+    ) -> list[tuple[JournalEntry | None, str | None]]:
+        """In one transaction, committed on return, for each of ``entries`` (stores about
+        to move their file into place): find the file of the instance it stores, and
+        record it (``obsolete_path`` the file found when it is elsewhere) unless the
+        instance is indexed and ``only_new``. For each: the entry recorded (None when
+        none was) and the file found (None when the instance is not indexed)."""
+        added: list[tuple[JournalEntry | None, str | None]] = []
         with self.backend.transaction() as session:
-            found = session.execute(_INSTANCE_FILE_SQL, [entry.sop_instance_uid])
-            existing = str(found[0][0]) if found else None
-            if existing is not None and only_new:
-                return None, existing
-            if existing is not None and existing != entry.final_path:
-                entry = replace(entry, obsolete_path=existing)
-            values = [getattr(entry, name) for name in JOURNAL_COLUMNS]
-            pk = session.execute(_JOURNAL_INSERT_SQL, values)[0][0]
-        return replace(entry, pk=int(pk)), existing
+            for entry in entries:
+                found = session.execute(_INSTANCE_FILE_SQL, [entry.sop_instance_uid])
+                existing = str(found[0][0]) if found else None
+                if existing is not None and only_new:
+                    added.append((None, existing))
+                    continue
+                if existing is not None and existing != entry.final_path:
+                    entry = replace(entry, obsolete_path=existing)
+                values = [getattr(entry, name) for name in JOURNAL_COLUMNS]
+                pk = session.execute(_JOURNAL_INSERT_SQL, values)[0][0]
+                added.append((replace(entry, pk=int(pk)), existing))
+        return added
 
-    def journal_commit(self, entry: JournalEntry, record: InstanceRecord) -> str | None:
-        """In one transaction: the instance's rows in, and the journal entry gone, or,
-        when a file is left to delete, kept as "committed" with it as ``obsolete_path``
-        (see ``journal_done``). Returns that file (None when there is none)."""
+    def journal_commit(
+        self, stores: Sequence[tuple[JournalEntry, InstanceRecord]]
+    ) -> list[str | None]:
+        """In one transaction, for each (entry, record) of ``stores``: the instance's
+        rows in, and the journal entry gone, or, when a file is left to delete, kept as
+        "committed" with it as ``obsolete_path`` (see ``journal_done``). Returns those
+        files (None where there is none)."""
 
-        def commit(session: Session, parents: _Parents) -> str | None:
-            obsolete = self.put(session, record, parents) or entry.obsolete_path
-            if obsolete and obsolete != entry.final_path:
-                session.execute(
-                    "UPDATE store_journal SET state = 'committed', obsolete_path = ? WHERE pk = ?",
-                    [obsolete, entry.pk],
-                )
-                return obsolete
-            session.execute("DELETE FROM store_journal WHERE pk = ?", [entry.pk])
-            return None
+        def commit(session: Session, parents: _Parents) -> list[str | None]:
+            obsoletes: list[str | None] = []
+            for entry, record in stores:
+                obsolete = self.put(session, record, parents) or entry.obsolete_path
+                if obsolete and obsolete != entry.final_path:
+                    session.execute(
+                        "UPDATE store_journal SET state = 'committed', obsolete_path = ? "
+                        "WHERE pk = ?",
+                        [obsolete, entry.pk],
+                    )
+                    obsoletes.append(obsolete)
+                else:
+                    session.execute("DELETE FROM store_journal WHERE pk = ?", [entry.pk])
+                    obsoletes.append(None)
+            return obsoletes
 
         return self._writing(commit)
 

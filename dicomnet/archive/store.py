@@ -55,10 +55,11 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from pydicom import Dataset
 
@@ -125,6 +126,26 @@ class ReconcileReport:
         )
 
 
+class Received(NamedTuple):
+    """A received instance to store: its spooled file and the command's Affected SOP
+    Class and Instance UIDs."""
+
+    spooled_file: str | os.PathLike[str]
+    sop_class: str
+    sop_instance: str
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A received instance whose header passed the checks: where it goes, its rows."""
+
+    number: int  # its place in the batch
+    spool: Path
+    uid: str
+    final: Path
+    record: InstanceRecord
+
+
 class _Refused(Exception):
     def __init__(self, status: int, comment: str) -> None:
         super().__init__(comment)
@@ -166,78 +187,131 @@ class Archive:
         """Keep the received instance ``spooled_file`` (moved away or deleted: it is
         gone on return), ``sop_class`` and ``sop_instance`` being the command's Affected
         SOP Class and Instance UIDs. See the module for the statuses."""
-        spool, sop_class, uid = Path(spooled_file), sop_class.strip(), sop_instance.strip()
-        try:
-            header, study, series = _checked_header(spool, sop_class, uid)
-            final = self.root / study / series / instance_file_name(sop_class, uid)
-            with self._storing(uid):
-                outcome = self._store(spool, header, final, uid)
-        except _Refused as refused:
-            log.warning("C-STORE of %s refused: %s", sop_instance, refused)
-            outcome = refused.outcome
-        # not in a "finally": a process dying mid-store leaves the spool file to reconcile
-        _remove(spool)
-        return outcome
+        return self.store_many([Received(spooled_file, sop_class, sop_instance)])[0]
 
-    def _store(self, spool: Path, header: Dataset, final: Path, uid: str) -> StoreOutcome:
+    def store_many(self, received: Sequence[Received]) -> list[StoreOutcome]:
+        """``store`` each of ``received``, their journal entries and their rows each in
+        one transaction for all: what a busy archive does with the instances that
+        arrived while it stored the last ones. The outcomes, in order."""
+        outcomes: dict[int, StoreOutcome] = {}
+        waiting = list(enumerate(received))
+        while waiting:  # one store of a SOP Instance UID at a time: a repeat goes next
+            batch: dict[str, tuple[int, Received]] = {}
+            later: list[tuple[int, Received]] = []
+            for number, item in waiting:
+                uid = item.sop_instance.strip()
+                if uid in batch:
+                    later.append((number, item))
+                else:
+                    batch[uid] = (number, item)
+            outcomes.update(self._store_batch(list(batch.values())))
+            waiting = later
+        return [outcomes[number] for number in range(len(received))]
+
+    def _store_batch(self, batch: list[tuple[int, Received]]) -> dict[int, StoreOutcome]:
+        """Store instances of distinct SOP Instance UIDs (see the module for the steps)."""
+        outcomes: dict[int, StoreOutcome] = {}
+        checked: list[_Checked] = []
+        for number, item in batch:
+            spool, sop_class = Path(item.spooled_file), item.sop_class.strip()
+            uid = item.sop_instance.strip()
+            try:
+                header, study, series = _checked_header(spool, sop_class, uid)
+                final = self.root / study / series / instance_file_name(sop_class, uid)
+                record = instance_record(header, final, spool.stat().st_size)
+            except _Refused as refused:
+                log.warning("C-STORE of %s refused: %s", uid, refused)
+                outcomes[number] = refused.outcome
+                continue
+            except OSError as exc:
+                outcomes[number] = _write_failed(uid, exc)
+                continue
+            checked.append(_Checked(number, spool, uid, final, record))
+        with self._storing([c.uid for c in checked]):
+            outcomes.update(self._keep(checked))
+        for _number, item in batch:
+            # not in a "finally": a process dying mid-store leaves the spool file to reconcile
+            _remove(Path(item.spooled_file))
+        return outcomes
+
+    def _keep(self, checked: list[_Checked]) -> dict[int, StoreOutcome]:
+        """Journal, move into place and index the checked instances."""
+        outcomes: dict[int, StoreOutcome] = {}
+        ready: list[_Checked] = []
+        for item in checked:
+            try:
+                os.chmod(item.spool, RECEIVED_FILE_MODE)
+                if self._sync:
+                    _fsync_file(item.spool)
+            except OSError as exc:
+                outcomes[item.number] = _write_failed(item.uid, exc)
+                continue
+            ready.append(item)
+        entries = [
+            JournalEntry(c.uid, str(c.final), str(c.spool), None, str(self.root), self._owner)
+            for c in ready
+        ]
         try:
-            record = instance_record(header, final, spool.stat().st_size)
-            os.chmod(spool, RECEIVED_FILE_MODE)
-            if self._sync:
-                _fsync_file(spool)
-            entry, existing = self.index.journal_add(
-                JournalEntry(uid, str(final), str(spool), None, str(self.root), self._owner),
-                only_new=self.policy is not DuplicatePolicy.REPLACE,
-            )
-            if entry is None:
-                if self.policy is DuplicatePolicy.KEEP_FIRST:
-                    return StoreOutcome(
-                        DUPLICATE_KEPT,
-                        "SOP Instance already stored; the copy received was discarded",
-                        Path(str(existing)),
-                    )
-                return StoreOutcome(
-                    DicomCommandStatusType.DuplicateInstance,
-                    "SOP Instance already stored; refused (duplicates are not accepted)",
-                )
-            _make_directories(final.parent, self._sync)
-            os.replace(spool, final)
-            if self._sync:
-                _fsync_directory(final.parent)
-            self._commit(entry, record)
-        except OSError as exc:
-            log.error("cannot store %s: %s", uid, exc)
-            return StoreOutcome(
-                DicomCommandStatusType.RefusedOutOfResources,
-                f"cannot write the instance: {exc.strerror or exc}",
+            added = self.index.journal_add(
+                entries, only_new=self.policy is not DuplicatePolicy.REPLACE
             )
         except Exception as exc:  # the database failed (each driver has its own errors)
-            log.error("cannot index %s: %s", uid, exc)
-            return StoreOutcome(
-                DicomCommandStatusType.RefusedOutOfResources, "the archive index failed"
-            )
-        log.info("stored %s", final)
-        return StoreOutcome(DicomCommandStatusType.Success, "", final)
+            return outcomes | {c.number: _index_failed(c.uid, exc) for c in ready}
+        moved: list[tuple[_Checked, JournalEntry]] = []
+        for item, (entry, existing) in zip(ready, added, strict=True):
+            if entry is None:
+                outcomes[item.number] = self._duplicate(existing)
+                continue
+            try:
+                _make_directories(item.final.parent, self._sync)
+                os.replace(item.spool, item.final)
+                if self._sync:
+                    _fsync_directory(item.final.parent)
+            except OSError as exc:
+                outcomes[item.number] = _write_failed(item.uid, exc)
+                continue
+            moved.append((item, entry))
+        try:
+            obsoletes = self.index.journal_commit([(e, c.record) for c, e in moved])
+            for (_item, entry), obsolete in zip(moved, obsoletes, strict=True):
+                if obsolete is not None:
+                    Path(obsolete).unlink(missing_ok=True)
+                    self.index.journal_done(entry)
+        except OSError as exc:
+            return outcomes | {c.number: _write_failed(c.uid, exc) for c, _ in moved}
+        except Exception as exc:  # the database failed: reconcile indexes the moved files
+            return outcomes | {c.number: _index_failed(c.uid, exc) for c, _ in moved}
+        for item, _entry in moved:
+            log.info("stored %s", item.final)
+            outcomes[item.number] = StoreOutcome(DicomCommandStatusType.Success, "", item.final)
+        return outcomes
 
-    def _commit(self, entry: JournalEntry, record: InstanceRecord) -> None:
-        obsolete = self.index.journal_commit(entry, record)
-        if obsolete is not None:
-            Path(obsolete).unlink(missing_ok=True)
-            self.index.journal_done(entry)
+    def _duplicate(self, existing: str | None) -> StoreOutcome:
+        """The outcome of a store the duplicate policy kept out."""
+        if self.policy is DuplicatePolicy.KEEP_FIRST:
+            return StoreOutcome(
+                DUPLICATE_KEPT,
+                "SOP Instance already stored; the copy received was discarded",
+                Path(str(existing)),
+            )
+        return StoreOutcome(
+            DicomCommandStatusType.DuplicateInstance,
+            "SOP Instance already stored; refused (duplicates are not accepted)",
+        )
 
     @contextmanager
-    def _storing(self, uid: str) -> Iterator[None]:
-        """One store of a SOP Instance UID at a time in this process, so that the
-        duplicate policy sees the first one finished."""
+    def _storing(self, uids: list[str]) -> Iterator[None]:
+        """The stores of ``uids`` (distinct), each the only one of its SOP Instance UID
+        in this process, so that the duplicate policy sees the first one finished."""
         with self._idle:
-            while uid in self._busy:
+            while self._busy.intersection(uids):
                 self._idle.wait()
-            self._busy.add(uid)
+            self._busy.update(uids)
         try:
             yield
         finally:
             with self._idle:
-                self._busy.discard(uid)
+                self._busy.difference_update(uids)
                 self._idle.notify_all()
 
     # -- start-up ------------------------------------------------------------------------
@@ -286,7 +360,7 @@ class Archive:
             if record.sop_instance_uid != entry.sop_instance_uid:
                 report.failed.append(f"{final}: holds {record.sop_instance_uid}")
                 return
-            obsolete = self.index.journal_commit(entry, record)
+            (obsolete,) = self.index.journal_commit([(entry, record)])
             report.indexed.append(str(final))
             if obsolete is not None:
                 self._delete_obsolete(replace(entry, obsolete_path=obsolete), report)
@@ -337,6 +411,19 @@ def _checked_header(spool: Path, sop_class: str, sop_instance: str) -> tuple[Dat
                 DATA_SET_DOES_NOT_MATCH, f"{keyword} {value or '(none)'} is not a valid UID"
             )
     return header, str(study), str(series)
+
+
+def _write_failed(uid: str, exc: OSError) -> StoreOutcome:
+    log.error("cannot store %s: %s", uid, exc)
+    return StoreOutcome(
+        DicomCommandStatusType.RefusedOutOfResources,
+        f"cannot write the instance: {exc.strerror or exc}",
+    )
+
+
+def _index_failed(uid: str, exc: Exception) -> StoreOutcome:
+    log.error("cannot index %s: %s", uid, exc)
+    return StoreOutcome(DicomCommandStatusType.RefusedOutOfResources, "the archive index failed")
 
 
 def _remove(path: Path) -> None:

@@ -970,3 +970,31 @@ def test_dcmtk_findscu_bad_queries_get_a900_with_a_comment(
     assert re.search(r"DIMSE Status\s*: 0xa900", output)  # the final response (-d)
     assert re.search(r"\(0000,0902\) LO \[[^\]]+\]", output)  # with an Error Comment
     dcmtk_find(run_dcmtk, archive, "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientID")
+
+
+def test_our_storescu_keeps_a_window_of_stores_outstanding_where_the_peer_accepts_one(
+    dcmtk_scp: Callable[..., Any], tmp_path: Path
+) -> None:
+    """qrscp.py accepts storescu.py's asynchronous operations window (16 outstanding),
+    so it stores one instance while the next ones arrive, in batches; DCMTK's storescp
+    accepts none, and gets them one at a time. Both keep every instance as sent."""
+    instances = make_instances(tmp_path / "sent")
+    storage = tmp_path / "store"
+    with running_archive(storage) as (port, _):
+        result = peers.run_sample(
+            "storescu", "-d", "-aec", AE, LOOPBACK, str(port), str(tmp_path / "sent")
+        )
+        assert result.returncode == 0, result.stderr
+    accept = result.stderr[result.stderr.index("A-ASSOCIATE-AC") :]
+    assert "asynchronous operations window: invoked 16, performed 1" in accept
+    assert_same(storage, instances)
+    received = tmp_path / "dcmtk"
+    received.mkdir()
+    with dcmtk_scp("storescp", "-od", str(received)) as (port, _):
+        result = peers.run_sample(
+            "storescu", "-d", "-aec", "ANY-SCP", LOOPBACK, str(port), str(tmp_path / "sent")
+        )
+        assert result.returncode == 0, result.stderr
+    accept = result.stderr[result.stderr.index("A-ASSOCIATE-AC") :]
+    assert "asynchronous operations window" not in accept
+    assert_same(received, instances)

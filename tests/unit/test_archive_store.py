@@ -18,7 +18,14 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 import dicomnet.archive.store as store_module
-from dicomnet.archive import Archive, ArchiveIndex, DuplicatePolicy, StoreOutcome, open_index
+from dicomnet.archive import (
+    Archive,
+    ArchiveIndex,
+    DuplicatePolicy,
+    Received,
+    StoreOutcome,
+    open_index,
+)
 from dicomnet.archive.index import JournalEntry
 from dicomnet.dimse.status import StatusCategory, status_category
 from dicomnet.qr import QueryOptions
@@ -330,14 +337,16 @@ def test_reconcile_leaves_the_stores_of_a_running_process_alone(
     other_host = "elsewhere.example:1"
     for owner in (running, other_host):
         index.journal_add(
-            JournalEntry(
-                "1.2.3.9",
-                str(root / "x"),
-                str(spool_dir / "s.part"),
-                None,
-                str(archive.root),
-                owner,
-            )
+            [
+                JournalEntry(
+                    "1.2.3.9",
+                    str(root / "x"),
+                    str(spool_dir / "s.part"),
+                    None,
+                    str(archive.root),
+                    owner,
+                )
+            ]
         )
     report = archive.reconcile()
     assert len(report.skipped) == 2 and report.forgotten == []
@@ -366,3 +375,55 @@ def test_stores_from_several_threads(index: ArchiveIndex, root: Path, spool_dir:
         "STUDY", _query("STUDY", NumberOfStudyRelatedInstances=""), options=QueryOptions()
     )
     assert sorted(int(m.NumberOfStudyRelatedInstances) for m in found) == [8, 8, 8]
+
+
+# -- batches -----------------------------------------------------------------------------
+
+
+def test_a_batch_stores_each_instance_with_its_own_outcome_in_order(
+    index: ArchiveIndex, root: Path, spool_dir: Path
+) -> None:
+    archive = Archive(root, index)
+    good, repeated = data_set(), data_set()
+    no_uid = data_set(SOPInstanceUID=None)
+    items = [
+        Received(spool(spool_dir, good), CTImageStorage, good.SOPInstanceUID),
+        Received(spool(spool_dir, repeated), CTImageStorage, repeated.SOPInstanceUID),
+        Received(spool(spool_dir, no_uid), CTImageStorage, "1.2.77"),
+        # the same instance again in the same batch: stored after the first, so the
+        # duplicate policy sees it
+        Received(spool(spool_dir, repeated), CTImageStorage, repeated.SOPInstanceUID),
+    ]
+    outcomes = archive.store_many(items)
+    assert [o.status for o in outcomes] == [0x0000, 0x0000, 0xC000, 0xB006]
+    assert outcomes[2].comment and outcomes[3].path == outcomes[1].path
+    assert index.count() == 2 and sorted(kept_files(root)) == sorted(
+        [outcomes[0].path, outcomes[1].path]
+    )
+    assert index.journal_entries(str(archive.root)) == []
+    assert not any(Path(item.spooled_file).exists() for item in items)
+
+
+def test_a_batch_whose_index_fails_answers_a700_for_each_and_reconcile_indexes_them(
+    url: str, root: Path, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = open_index(url)
+    archive = Archive(root, index)
+    datasets = [data_set(), data_set()]
+    items = [Received(spool(spool_dir, ds), CTImageStorage, ds.SOPInstanceUID) for ds in datasets]
+
+    def failing(stores: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(index, "journal_commit", failing)
+    outcomes = archive.store_many(items)
+    assert [o.status for o in outcomes] == [0xA700, 0xA700]
+    assert all(o.comment == "the archive index failed" for o in outcomes)
+    monkeypatch.undo()
+    index.close()
+    restarted = open_index(url)
+    try:
+        report = Archive(root, restarted).reconcile()
+        assert len(report.indexed) == 2 and restarted.count() == 2
+    finally:
+        restarted.close()

@@ -1,0 +1,82 @@
+"""``StoreQueue``: an archive's stores on one thread of their own, in batches.
+
+An SCP's callback must not block, so it hands each received instance over to be stored
+elsewhere. Worker threads that store one instance each make every store pay for its own
+two transactions, and on a busy SCP the threads fight over the interpreter lock and the
+database's write lock (stores of one database are serialised there anyway). One thread
+that takes everything that arrived while it stored the last batch (``Archive.store_many``)
+commits a batch in the time of one store: the more requestors or outstanding C-STOREs,
+the larger the batches. A store still waits for nothing but the database, never for a
+requestor, so one slow client does not slow the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from ..enums import DicomCommandStatusType
+from .store import Archive, Received, StoreOutcome
+
+log = logging.getLogger("dicomnet.archive")
+
+Done = Callable[[StoreOutcome], None]
+"""Called with a store's outcome, on the queue's thread (it may ``Send*`` the answer)."""
+
+_STOP = None
+
+
+class StoreQueue:
+    """Stores handed over with ``submit`` (from any thread) go into ``archive``, at
+    most ``max_batch`` in one ``store_many``; ``close`` stores what is queued and ends
+    the thread."""
+
+    def __init__(self, archive: Archive, max_batch: int = 64) -> None:
+        if max_batch < 1:
+            raise ValueError(f"a batch holds at least one store, not {max_batch}")
+        self.archive = archive
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[Received, Done] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="dicomnet-archive", daemon=True)
+        self._thread.start()
+
+    def submit(self, received: Received, done: Done) -> None:
+        """Store ``received``; ``done(outcome)`` follows on the queue's thread."""
+        self._queue.put((received, done))
+
+    def close(self) -> None:
+        """Store what was submitted, then end the thread (waits for it)."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[tuple[Received, Done]] = []
+            item = self._queue.get()
+            while item is not _STOP:
+                batch.append(item)
+                if len(batch) == self.max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            else:
+                stopping = True
+            if batch:
+                self._store(batch)
+
+    def _store(self, batch: list[tuple[Received, Done]]) -> None:
+        try:
+            outcomes = self.archive.store_many([received for received, _ in batch])
+        except Exception:  # whatever broke, every requestor gets an answer
+            log.exception("cannot store %d instance(s)", len(batch))
+            outcomes = [StoreOutcome(DicomCommandStatusType.ProcessingFailure)] * len(batch)
+        for (received, done), outcome in zip(batch, outcomes, strict=True):
+            try:
+                done(outcome)
+            except Exception:  # the association may have ended meanwhile
+                log.exception("cannot answer the store of %s", received.sop_instance)
