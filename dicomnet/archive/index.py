@@ -258,6 +258,8 @@ class ArchiveIndex:
         instance is indexed and ``only_new``. For each: the entry recorded (None when
         none was) and the file found (None when the instance is not indexed)."""
         added: list[tuple[JournalEntry | None, str | None]] = []
+        if not entries:
+            return added
         with self.backend.transaction() as session:
             for entry in entries:
                 found = session.execute(_INSTANCE_FILE_SQL, [entry.sop_instance_uid])
@@ -296,7 +298,7 @@ class ArchiveIndex:
                     obsoletes.append(None)
             return obsoletes
 
-        return self._writing(commit)
+        return self._writing(commit) if stores else []
 
     def journal_done(self, entry: JournalEntry) -> None:
         """The journal entry is resolved: remove it."""

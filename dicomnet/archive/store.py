@@ -15,12 +15,13 @@ it, then:
 5. deletes an obsolete file (a replacement moved to another study or series), then the
    entry kept for it;
 
-and answers Success only after step 4 committed. A kill -9 at any moment leaves either
-no journal entry (nothing happened, or all of it) or one that ``reconcile`` resolves at
-the next start-up from the journal alone, without rescanning the storage: a file in
-place is indexed, a store whose file never moved is forgotten (its spool file deleted),
-an obsolete file is deleted. So an indexed instance always has its file, and after
-``reconcile`` every kept file is indexed.
+and answers Success only after step 4 committed. ``store_many`` takes a batch through
+the same steps, steps 2 and 4 each one transaction for the whole batch. A kill -9 at
+any moment leaves either no journal entry (nothing happened, or all of it) or one
+that ``reconcile`` resolves at the next start-up from the journal alone, without
+rescanning the storage: a file in place is indexed, a store whose file never moved is
+forgotten (its spool file deleted), an obsolete file is deleted. So an indexed instance
+always has its file, and after ``reconcile`` every kept file is indexed.
 
 A killed process loses nothing the kernel already has, so the steps' order alone makes
 the store safe against kill -9. Surviving a power cut or a kernel crash too needs every
