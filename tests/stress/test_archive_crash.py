@@ -36,7 +36,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 # -- the child process ------------------------------------------------------------------
 
 
-def child(url: str, root: Path, spool_dir: Path, report: Path, count: int, expect: int) -> int:
+def child(
+    url: str, root: Path, spool_dir: Path, report: Path, count: int, expect: int, hold: bool
+) -> int:
     from pydicom import Dataset
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -50,6 +52,14 @@ def child(url: str, root: Path, spool_dir: Path, report: Path, count: int, expec
     study = series = generate_uid()
     stored = 0
     with report.open("a") as out:
+        if hold:  # the first store stops with its file in place, its rows not committed
+
+            def moved_and_held(stores: list[tuple[object, object]]) -> None:
+                for entry, _record in stores:
+                    _line(out, f"moved {entry.sop_instance_uid}")  # type: ignore[attr-defined]
+                sys.stdin.read()  # the test kills the process here
+
+            archive.index.journal_commit = moved_and_held  # type: ignore[method-assign,assignment]
         while count == 0 or stored < count:
             if stored % 5 == 0:
                 study, series = generate_uid(), generate_uid()
@@ -94,11 +104,15 @@ def _line(out: TextIO, text: str) -> None:
 # -- the tests --------------------------------------------------------------------------
 
 
-def start_child(*arguments: object) -> subprocess.Popen[str]:
+def start_child(*arguments: object, hold: bool = False) -> subprocess.Popen[str]:
+    """The child process; with ``hold``, its first store stops between moving its file
+    into place and committing its rows (it reads its stdin, which the test never
+    writes), where the test kills it."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.Popen(
-        [sys.executable, __file__, *map(str, arguments)],
+        [sys.executable, __file__, *map(str, arguments), str(int(hold))],
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -134,19 +148,17 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return index_url(request, request.param, tmp_path)
 
 
-def wait_for_journal(url: str, root: Path, process: subprocess.Popen[str]) -> None:
-    """Poll the index until the child has a store in its journal (between the entry's
-    commit and the instance's), so a kill lands in the middle of a store."""
-    from dicomnet.archive import open_index
+def wait_for_held_store(report: Path, moved: int, process: subprocess.Popen[str]) -> None:
+    """Wait until the child (started with ``hold``) reports the file of its held store
+    in place: the kill then lands between that and the commit of its rows."""
+    from polling import wait_until  # this file also runs as the child, without tests/
 
-    index = open_index(url)
-    try:
-        deadline = time.monotonic() + 60
-        while not index.journal_entries(str(root.absolute())):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the storing process never had a store in progress")
-    finally:
-        index.close()
+    def held() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"the storing process ended ({process.returncode})")
+        return len(reported(report, "moved")) > moved
+
+    wait_until(held, 120, "the storing process to hold a store")
 
 
 def test_kill_9_during_stores_leaves_index_and_files_in_agreement(url: str, tmp_path: Path) -> None:
@@ -156,11 +168,13 @@ def test_kill_9_during_stores_leaves_index_and_files_in_agreement(url: str, tmp_
     chooser = random.Random(os.getpid())
     outputs = []
     for round_number in range(10):
-        process = start_child(url, root, spool_dir, report, 0, 0)
-        begun = len(reported(report, "storing"))
-        wait_for_stores(report, begun + chooser.randint(1, 8), process)
-        if round_number % 2:  # every other kill right inside a journaled store
-            wait_for_journal(url, root, process)
+        held = bool(round_number % 2)  # every other kill right inside a journaled store
+        process = start_child(url, root, spool_dir, report, 0, 0, hold=held)
+        if held:
+            wait_for_held_store(report, len(reported(report, "moved")), process)
+        else:
+            begun = len(reported(report, "storing"))
+            wait_for_stores(report, begun + chooser.randint(1, 8), process)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         if process.stdout:
@@ -170,10 +184,9 @@ def test_kill_9_during_stores_leaves_index_and_files_in_agreement(url: str, tmp_
     index = open_index(url)
     try:
         outputs.append(f"reconciled: {Archive(root, index).reconcile()}")
-        # some restart found a store the kill interrupted (else nothing was tested)
-        assert any("reconciled: 0 indexed, 0 unfinished" not in output for output in outputs[1:]), (
-            outputs
-        )
+        # each restart after a held store found its file in place and indexed it
+        for output in outputs[2::2]:
+            assert "reconciled: 1 indexed" in output, outputs
         stored = reported(report)
         assert len(stored) >= 10
         for uid in stored:
@@ -227,5 +240,9 @@ def test_two_archives_share_one_postgresql_index(postgres_cluster: object, tmp_p
 
 
 if __name__ == "__main__":
-    url_, root_, spool_, report_, count_, expect_ = sys.argv[1:]
-    sys.exit(child(url_, Path(root_), Path(spool_), Path(report_), int(count_), int(expect_)))
+    url_, root_, spool_, report_, count_, expect_, hold_ = sys.argv[1:]
+    sys.exit(
+        child(
+            url_, Path(root_), Path(spool_), Path(report_), int(count_), int(expect_), hold_ == "1"
+        )
+    )
