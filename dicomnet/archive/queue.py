@@ -54,20 +54,26 @@ class StoreQueue:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            batch: list[tuple[Received, Done]] = []
-            item = self._queue.get()
-            while item is not _STOP:
-                batch.append(item)
-                if len(batch) == self.max_batch:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            else:
-                stopping = True
+            batch, stopping = self._next_batch()
             if batch:
                 self._store(batch)
+
+    def _next_batch(self) -> tuple[list[tuple[Received, Done]], bool]:
+        """The stores waiting (at least one: blocks for it, unless told to stop), at most
+        ``max_batch``; and whether ``close`` asked to stop after them."""
+        batch: list[tuple[Received, Done]] = []
+        item = self._queue.get()
+        while len(batch) < self.max_batch:
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+            if len(batch) == self.max_batch:
+                break
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        return batch, False
 
     def _store(self, batch: list[tuple[Received, Done]]) -> None:
         try:

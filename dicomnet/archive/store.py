@@ -195,27 +195,29 @@ class Archive:
         one transaction for all: what a busy archive does with the instances that
         arrived while it stored the last ones. The outcomes, in order."""
         outcomes: dict[int, StoreOutcome] = {}
-        waiting = list(enumerate(received))
+        waiting = [
+            (number, Received(item.spooled_file, item.sop_class.strip(), item.sop_instance.strip()))
+            for number, item in enumerate(received)
+        ]
         while waiting:  # one store of a SOP Instance UID at a time: a repeat goes next
             batch: dict[str, tuple[int, Received]] = {}
             later: list[tuple[int, Received]] = []
             for number, item in waiting:
-                uid = item.sop_instance.strip()
-                if uid in batch:
+                if item.sop_instance in batch:
                     later.append((number, item))
                 else:
-                    batch[uid] = (number, item)
+                    batch[item.sop_instance] = (number, item)
             outcomes.update(self._store_batch(list(batch.values())))
             waiting = later
         return [outcomes[number] for number in range(len(received))]
 
     def _store_batch(self, batch: list[tuple[int, Received]]) -> dict[int, StoreOutcome]:
-        """Store instances of distinct SOP Instance UIDs (see the module for the steps)."""
+        """Store instances of distinct SOP Instance UIDs, their UIDs stripped (see the
+        module for the steps)."""
         outcomes: dict[int, StoreOutcome] = {}
         checked: list[_Checked] = []
         for number, item in batch:
-            spool, sop_class = Path(item.spooled_file), item.sop_class.strip()
-            uid = item.sop_instance.strip()
+            spool, sop_class, uid = Path(item.spooled_file), item.sop_class, item.sop_instance
             try:
                 header, study, series = _checked_header(spool, sop_class, uid)
                 final = self.root / study / series / instance_file_name(sop_class, uid)
