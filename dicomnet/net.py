@@ -155,6 +155,7 @@ class DicomNet(TlsSurface, DimseServices):
         self._outcome = ConnectionOutcome(self.config.kept_responses)
         self._timed_out = False
         self._received_file: str | None = None
+        self._received_file_taken = False
         self._parse_received_data = True
 
     def Initialize(
@@ -235,7 +236,15 @@ class DicomNet(TlsSurface, DimseServices):
     @property
     def received_file(self) -> str | None:
         """During ``OnReceiveCStoreRequest``: the received instance as a Part-10 file.
-        Move it (``os.replace``) to keep it; otherwise it is deleted afterwards."""
+        Move it (``os.replace``) to keep it; otherwise it is deleted afterwards (see
+        ``take_received_file``)."""
+        return self._received_file
+
+    def take_received_file(self) -> str | None:
+        """During ``OnReceiveCStoreRequest``: ``received_file``, now the caller's to move
+        or delete (for a store finished after the callback returns); it is not deleted
+        afterwards. None when there is none."""
+        self._received_file_taken = self._received_file is not None
         return self._received_file
 
     @property
@@ -882,8 +891,8 @@ class DicomNet(TlsSurface, DimseServices):
             if not handled and event.expects_response:
                 self._submit(lambda session, now: session.refuse_unhandled(message, now))
         finally:
-            self._received_file = None
-            session.finished(event)
+            session.finished(event, self._received_file_taken)
+            self._received_file, self._received_file_taken = None, False
             if event.final:  # after the callbacks, so a waiter sees their effects
                 self._outcome.add_response(event.response())
 

@@ -420,10 +420,14 @@ class DimseSession:
             self._refuse(message, status, f"{type(error).__name__}: {error}", now)
 
     @staticmethod
-    def finished(event: DimseReceived) -> None:
+    def finished(event: DimseReceived, file_taken: bool = False) -> None:
         """The application is done with a message: a spool file nobody kept goes (a
-        parsed data set keeps its file until the Dataset is garbage collected)."""
-        if event.data_set is None:
+        parsed data set keeps its file until the Dataset is garbage collected). With
+        ``file_taken`` the application took the file: it stays, collected data set or not."""
+        data = event.message.data
+        if file_taken and isinstance(data, SpooledFile):
+            data.keep()
+        elif event.data_set is None:
             _discard(event.message)
 
     # -- events ----------------------------------------------------------------------

@@ -82,7 +82,6 @@ DUPLICATE_POLICIES = {
     "refuse": DuplicatePolicy.REFUSE,
 }
 SPOOL_FOLDER = "spool"  # received data in transit, inside the storage folder (one file system)
-_HELD_SUFFIX = ".held"  # a spooled instance handed to a worker to store
 
 
 def _answer(instance: str, respond: partial[None], outcome: StoreOutcome) -> None:
@@ -114,20 +113,12 @@ class ArchiveConnection(QueryRetrieveConnection):
         respond = partial(
             self.SendCStoreResponse, presentation_id, message_id, affected_class, instance
         )
-        received = self.received_file
+        received = self.take_received_file()  # stored after this callback returns
         if received is None:
             respond(DicomCommandStatusType.ProcessingFailure)
             return
-        # The spool file goes when this callback returns; a rename keeps it for the queue.
-        held = received + _HELD_SUFFIX
-        try:
-            os.replace(received, held)
-        except OSError as exc:
-            log.error("cannot hold %s for storing: %s", instance, exc)
-            respond(DicomCommandStatusType.RefusedOutOfResources, **error_comment(exc.strerror))
-            return
         self.listener.stores.submit(
-            Received(held, affected_class, instance), partial(_answer, instance, respond)
+            Received(received, affected_class, instance), partial(_answer, instance, respond)
         )
 
     def OnReceiveCFindRequest(

@@ -13,6 +13,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
 
 from ..dimse import headers
+from ..dimse.headers import Header
 from ..qr.matching import combined_value, comparable
 from .schema import ITEM_TABLES, TABLES, Attribute, Table
 
@@ -42,7 +43,7 @@ class InstanceRecord:
         return str(self.rows["instance"]["file_path"])
 
 
-def read_header(path: str | os.PathLike[str]) -> Dataset:
+def read_header(path: str | os.PathLike[str]) -> Header:
     """The header of a Part-10 file without its pixel data; raises ``UnreadableInstance``.
 
     Plain files are sliced into raw elements by ``dimse.headers``; pydicom reads the
@@ -52,15 +53,19 @@ def read_header(path: str | os.PathLike[str]) -> Dataset:
     except (headers.NotPlain, OSError):
         pass
     try:
-        return dcmread(path, stop_before_pixels=True, defer_size=_HEADER_DEFER_SIZE)
+        return Header.of(dcmread(path, stop_before_pixels=True, defer_size=_HEADER_DEFER_SIZE))
     except Exception as exc:  # pydicom raises many types for files it cannot read
         raise UnreadableInstance(f"cannot read {os.fspath(path)}: {exc}") from exc
 
 
-def instance_record(header: Dataset, path: str | os.PathLike[str], size: int) -> InstanceRecord:
+def instance_record(
+    header: Header | Dataset, path: str | os.PathLike[str], size: int
+) -> InstanceRecord:
     """The rows of the instance in ``header``, kept in ``path`` (``size`` bytes). Raises
     ``UnreadableInstance`` when a unique key (Study, Series, SOP Instance UID) is missing;
     a missing Patient ID is an empty one (it is type 2)."""
+    if isinstance(header, Dataset):
+        header = Header.of(header)
     values = _Values(header)
     rows: dict[str, dict[str, object]] = {}
     charset = values.text(_CHARSET)
@@ -72,22 +77,21 @@ def instance_record(header: Dataset, path: str | os.PathLike[str], size: int) ->
         elif not row[table.by_keyword[table.unique].column]:
             raise UnreadableInstance(f"{os.fspath(path)} has no {table.unique}")
         rows[table.name] = row
-    meta = getattr(header, "file_meta", None)
     rows["instance"].update(
         file_path=os.fspath(path),
         file_size=size,
-        transfer_syntax_uid=header_value(meta, "TransferSyntaxUID") if meta else None,
+        transfer_syntax_uid=header.transfer_syntax.strip("\0 ") or None,
     )
     items: dict[str, list[dict[str, object]] | None] = {}
     for item_table in ITEM_TABLES:
         tag = _attribute(item_table.sequence).tag
         # most headers have none: looked for without converting anything
-        sequence = header[tag] if header.get_item(tag) is not None else None
+        sequence = header.dataset()[tag] if tag in header.elements else None
         if sequence is None or sequence.VR != "SQ" or not sequence.value:
             items[item_table.name] = None
         else:
             items[item_table.name] = [
-                _values(item_table.attributes, _Values(item, values.encodings))
+                _values(item_table.attributes, _Values(Header.of(item), values.encodings))
                 for item in sequence.value
             ]
     return InstanceRecord(rows, items)
@@ -115,9 +119,9 @@ def _row(table: Table, values: _Values) -> dict[str, object]:
     return row
 
 
-def header_value(dataset: Dataset, keyword: str) -> str | None:
-    """The value of ``keyword`` in ``dataset`` as the schema stores it (``text_value``)."""
-    return _Values(dataset).text(_attribute(keyword))
+def header_value(header: Header, keyword: str) -> str | None:
+    """The value of ``keyword`` in ``header`` as the schema stores it (``text_value``)."""
+    return _Values(header).text(_attribute(keyword))
 
 
 @functools.cache
@@ -132,10 +136,11 @@ class _Values:
     whose decoding is less plain (character set code extensions, a value that does not
     decode, a VR of UN, a value left on disk) goes through pydicom."""
 
-    __slots__ = ("_dataset", "_encodings", "_inherited")
+    __slots__ = ("_header", "_elements", "_encodings", "_inherited")
 
-    def __init__(self, dataset: Dataset, inherited: list[str] | None = None) -> None:
-        self._dataset = dataset
+    def __init__(self, header: Header, inherited: list[str] | None = None) -> None:
+        self._header = header
+        self._elements = header.elements
         self._inherited = inherited  # a sequence item's: those of the data set above
         self._encodings: list[str] | None = None
 
@@ -143,7 +148,7 @@ class _Values:
     def encodings(self) -> list[str]:
         """The Python encodings of the data set's Specific Character Set."""
         if self._encodings is None:
-            raw = self._dataset.get_item(_CHARSET_TAG, keep_deferred=True)
+            raw = self._elements.get(_CHARSET_TAG)
             if raw is None and self._inherited is not None:
                 self._encodings = self._inherited
             else:
@@ -152,7 +157,7 @@ class _Values:
         return self._encodings
 
     def text(self, attribute: Attribute) -> str | None:
-        raw = self._dataset.get_item(attribute.tag, keep_deferred=True)
+        raw = self._elements.get(attribute.tag)
         if raw is None:
             return None
         if isinstance(raw, RawDataElement):
@@ -162,7 +167,7 @@ class _Values:
             if texts is not None:
                 text = "\\".join(texts if attribute.multi else texts[:1])
                 return text or None
-        found = self._dataset[attribute.tag]  # converted (and read when it was left on disk)
+        found = self._header.dataset()[attribute.tag]  # converted (read when left on disk)
         return text_value(found if isinstance(found, DataElement) else None, attribute)
 
     def _raw_texts(self, raw: RawDataElement, attribute: Attribute) -> list[str] | None:

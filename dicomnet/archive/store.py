@@ -62,8 +62,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from pydicom import Dataset
-
+from ..dimse.headers import Header
 from ..dimse.status import CANNOT_UNDERSTAND
 from ..enums import DicomCommandStatusType
 from ..storage import RECEIVED_FILE_MODE, instance_file_name
@@ -232,9 +231,11 @@ class Archive:
             checked.append(_Checked(number, spool, uid, final, record))
         with self._storing([c.uid for c in checked]):
             outcomes.update(self._keep(checked))
-        for _number, item in batch:
+        stored = {n for n, o in outcomes.items() if o.status == DicomCommandStatusType.Success}
+        for number, item in batch:
             # not in a "finally": a process dying mid-store leaves the spool file to reconcile
-            _remove(Path(item.spooled_file))
+            if number not in stored:  # a stored one's spool file is its file now
+                _remove(Path(item.spooled_file))
         return outcomes
 
     def _keep(self, checked: list[_Checked]) -> dict[int, StoreOutcome]:
@@ -380,7 +381,7 @@ class Archive:
         self.index.journal_done(entry)
 
 
-def _checked_header(spool: Path, sop_class: str, sop_instance: str) -> tuple[Dataset, str, str]:
+def _checked_header(spool: Path, sop_class: str, sop_instance: str) -> tuple[Header, str, str]:
     """The spooled data set's header, checked against the command (see the module), and
     its Study and Series Instance UIDs."""
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass, field
 
 from pydicom import Dataset
 from pydicom.dataelem import DataElement, RawDataElement
@@ -40,7 +41,7 @@ _LONG_LENGTH = struct.Struct("<L")
 _LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 )
-_READ = 64 << 10  # one read holds the header of nearly every instance
+_READ = 16 << 10  # one read holds the header of nearly every instance (a few KiB)
 MAX_HEADER = 1 << 20  # a header larger than this is not held here
 
 
@@ -48,9 +49,45 @@ class NotPlain(Exception):
     """The file is not one this reader handles; says why (pydicom reads it instead)."""
 
 
-def read_header(path: str | os.PathLike[str]) -> Dataset:
-    """The data set of the Part-10 file ``path`` up to its pixel data, as raw elements,
-    with ``file_meta`` holding its Transfer Syntax UID. Raises ``NotPlain``."""
+Elements = dict[BaseTag, DataElement | RawDataElement]
+
+
+@dataclass
+class Header:
+    """The top-level elements of a data set up to its pixel data, by tag (``elements``:
+    raw as read, a value is converted only when asked for), in ``transfer_syntax``.
+    Reading values straight from ``elements`` costs a dictionary look-up; ``dataset()``
+    builds the pydicom Dataset over the same elements when one is needed."""
+
+    elements: Elements
+    transfer_syntax: str
+    _dataset: Dataset | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> Header:
+        """The header of a Dataset pydicom read (its elements as it holds them)."""
+        meta = getattr(dataset, "file_meta", None)
+        syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+        tags = dataset.keys()  # iterating a Dataset would convert every element
+        elements: Elements = {tag: dataset.get_item(tag, keep_deferred=True) for tag in tags}
+        return cls(elements, syntax, dataset)
+
+    def dataset(self) -> Dataset:
+        """The elements as a pydicom Dataset (with ``file_meta`` holding the Transfer
+        Syntax UID); converting a value there converts it in ``elements`` too."""
+        if self._dataset is None:
+            dataset = Dataset(self.elements)
+            dataset.set_original_encoding(self.transfer_syntax == IMPLICIT_VR_LE, True, None)
+            meta = FileMetaDataset()
+            meta.TransferSyntaxUID = UID(self.transfer_syntax)
+            dataset.file_meta = meta
+            self._dataset = dataset
+        return self._dataset
+
+
+def read_header(path: str | os.PathLike[str]) -> Header:
+    """The header of the Part-10 file ``path``: its data set up to the pixel data, as
+    raw elements. Raises ``NotPlain``."""
     try:
         part10, data = read_part10_start(path, _READ)
     except DIMSEError as exc:
@@ -69,19 +106,14 @@ def read_header(path: str | os.PathLike[str]) -> Dataset:
         raise NotPlain(f"a header larger than {MAX_HEADER} bytes") from None
 
 
-def parse_header(data: bytes, transfer_syntax: str, *, complete: bool, offset: int = 0) -> Dataset:
+def parse_header(data: bytes, transfer_syntax: str, *, complete: bool, offset: int = 0) -> Header:
     """The header in ``data``, the start of a data set in ``transfer_syntax`` (the whole
     data set when ``complete``; ``offset``: where it lies in its file). Raises
     ``HeaderIncomplete`` when ``data`` ends before the header does, ``NotPlain`` when
     the data set is not one this module reads."""
     _check_syntax(transfer_syntax)
     implicit = transfer_syntax == IMPLICIT_VR_LE
-    header = Dataset(_Scanner(data, offset, implicit, complete).elements())
-    header.set_original_encoding(implicit, True, None)
-    meta = FileMetaDataset()
-    meta.TransferSyntaxUID = UID(transfer_syntax)
-    header.file_meta = meta
-    return header
+    return Header(_Scanner(data, offset, implicit, complete).elements(), transfer_syntax)
 
 
 def _check_syntax(transfer_syntax: str) -> None:
@@ -102,9 +134,9 @@ class _Scanner:
         self.implicit = implicit
         self.final = final  # no more to read: running out ends the header, or is an error
 
-    def elements(self) -> dict[BaseTag, DataElement | RawDataElement]:
+    def elements(self) -> Elements:
         data, implicit, end = self.data, self.implicit, len(self.data)
-        found: dict[BaseTag, DataElement | RawDataElement] = {}
+        found: Elements = {}
         position = 0
         while position < end:
             if end - position < 8:

@@ -18,7 +18,7 @@ import struct
 import tempfile
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import DIMSEError
@@ -48,6 +48,10 @@ class SpooledFile:
     transfer_syntax: str
     data_offset: int  # where the data set starts (after the meta header)
     length: int  # bytes of the data set
+    # removes the file when the data set parsed from it is garbage collected
+    _collector: weakref.finalize[[str], Dataset] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def read_dataset(self, max_inflated: int) -> Dataset:
         """Parse the file; large values are read from disk only when accessed, so the
@@ -61,7 +65,7 @@ class SpooledFile:
             dataset = dcmread(self.path, defer_size=DEFER_SIZE)
         except Exception as exc:  # pydicom raises many types for malformed input
             raise DIMSEError(f"received data set does not parse: {exc}") from exc
-        weakref.finalize(dataset, remove_quietly, self.path)
+        self._collector = weakref.finalize(dataset, remove_quietly, self.path)
         return dataset
 
     def _data_chunks(self) -> Iterator[bytes]:
@@ -72,6 +76,11 @@ class SpooledFile:
 
     def discard(self) -> None:
         remove_quietly(self.path)
+
+    def keep(self) -> None:
+        """The file is someone else's now: a parsed data set no longer removes it."""
+        if self._collector is not None:
+            self._collector.detach()
 
 
 class SpoolError(SinkError):

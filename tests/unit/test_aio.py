@@ -7,6 +7,7 @@ on an asyncio loop: the same session core under two transports.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,9 +59,13 @@ class Store(AcceptedConnection):
     ) -> None:
         received = self.received_file
         assert received is not None
-        if data_set is not None and data_set.get("PatientName") == "Hold^Answer":
+        patient = data_set.get("PatientName") if data_set is not None else None
+        if patient == "Hold^Answer":
             return
-        keep_received_file(received, self.Server.out, affected_class, instance)  # type: ignore[union-attr]
+        if patient == "Take^File":  # left in the spool folder, the test's to look at
+            self.listener.taken.append(self.take_received_file())
+        elif patient != "Leave^File":
+            keep_received_file(received, self.Server.out, affected_class, instance)  # type: ignore[union-attr]
         self.SendCStoreResponse(
             presentation_id, message_id, affected_class, instance, DicomCommandStatusType.Success
         )
@@ -74,6 +79,8 @@ class StoreServer(AcceptingServer):
             "STORESCP", STORAGE_AND_VERIFICATION, temp_path=str(spool), check_called_aet=True
         )
         self.out = out
+        self.spool = spool
+        self.taken: list[str | None] = []
 
 
 @pytest.fixture
@@ -156,6 +163,24 @@ def test_store_a_data_set_and_a_part10_file(server: StoreServer, tmp_path: Path)
         received = dcmread(kept)
         assert received.PixelData == sent.PixelData
         assert received.PatientName == sent.PatientName
+
+
+def test_a_taken_spool_file_stays_and_one_left_is_deleted(server: StoreServer) -> None:
+    taken, left = image("Take^File"), image("Leave^File")
+
+    async def scenario() -> list[int]:
+        association = await AsyncAssociation.connect(
+            "127.0.0.1", server.HostPort, request(), config=CONFIG
+        )
+        statuses = [(await association.store(data)).status for data in (taken, left)]
+        await association.release()
+        return statuses
+
+    assert run(scenario()) == [0, 0]
+    gc.collect()  # the parsed data sets are gone: a file not taken went with its own
+    [path] = server.taken
+    assert path is not None and dcmread(path).SOPInstanceUID == taken.SOPInstanceUID
+    assert [p.name for p in server.spool.iterdir()] == [Path(path).name]
 
 
 def test_a_reject_raises(server: StoreServer) -> None:

@@ -55,7 +55,7 @@ def converted_record(path: Path) -> InstanceRecord:
                 for item in element.value:
                     convert(item)
 
-    convert(header)
+    convert(header.dataset())
     return instance_record(header, path, 1)
 
 

@@ -60,13 +60,16 @@ def save(directory: Path, ds: Dataset, transfer_syntax: str, undefined: bool = F
 
 
 def assert_same_as_pydicom(path: Path) -> None:
-    fast = read_header(path)
+    header = read_header(path)
+    fast = header.dataset()
     slow = dcmread(path, stop_before_pixels=True)
     assert [element.tag for element in fast] == [element.tag for element in slow]
     for element in slow:
         assert fast[element.tag].value == element.value, element.keyword
         assert fast[element.tag].VR == element.VR, element.keyword
     assert fast.file_meta.TransferSyntaxUID == slow.file_meta.TransferSyntaxUID
+    assert header.transfer_syntax == slow.file_meta.TransferSyntaxUID
+    assert list(header.elements) == [element.tag for element in slow]
 
 
 def with_sequences() -> Dataset:
@@ -100,14 +103,14 @@ def test_the_header_stops_before_the_pixel_data(tmp_path: Path, transfer_syntax:
     ds.PixelData = bytes(4 * 4 * 2)
     ds.add_new(0x7FE10010, "OB", b"\0\1")  # after the pixel data: not the header
     header = read_header(save(tmp_path, ds, transfer_syntax))
-    assert 0x7FE00010 not in header and 0x7FE10010 not in header
-    assert header.PatientName == "Doe^John"
+    assert 0x7FE00010 not in header.elements and 0x7FE10010 not in header.elements
+    assert header.dataset().PatientName == "Doe^John"
 
 
 def test_a_file_without_pixel_data_is_read_to_its_end(tmp_path: Path) -> None:
     path = save(tmp_path, image(ImageComments="last element"), ExplicitVRLittleEndian)
     assert_same_as_pydicom(path)
-    assert read_header(path).ImageComments == "last element"
+    assert read_header(path).dataset().ImageComments == "last element"
 
 
 def long_value_image(length: int) -> Dataset:
