@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import signals, uids
 from .associate import (
+    MAX_OPERATIONS_WINDOW,
     MAX_PRESENTATION_CONTEXTS,
     AcceptPolicy,
     DicomAssociate,
@@ -67,6 +68,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CANNOT_UNDERSTAND",
     "CONVERTIBLE_TRANSFER_SYNTAXES",
+    "MAX_OPERATIONS_WINDOW",
     "MAX_PRESENTATION_CONTEXTS",
     "AcceptPolicy",
     "AssociationAborted",

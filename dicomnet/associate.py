@@ -67,6 +67,7 @@ __all__ = [
 DEFAULT_MAX_LENGTH = 131072
 
 MAX_PRESENTATION_CONTEXTS = 128  # odd IDs 1..255 (PS3.8 9.3.2.2)
+MAX_OPERATIONS_WINDOW = 0xFFFF  # the 53H item's counts are 16-bit (PS3.7 D.3.3.3)
 _MAX_ITEM_LENGTH = 0xFFFF  # sub-item lengths are 16-bit (PS3.8 9.3.2.3)
 # 56H holds a 2-byte UID length and the UID before the application information.
 _MAX_EXTENDED_DATA_LENGTH = _MAX_ITEM_LENGTH - 2 - uids.MAX_UID_LENGTH
@@ -279,8 +280,12 @@ class DicomAssociate:
     def SetAsynchronousOperations(self, enabled: bool, invoked: int, performed: int) -> None:
         """Window of outstanding operations (0 = unlimited, 1 = synchronous). The 53H item
         is only sent when ``enabled``: some devices drop the connection on seeing it."""
-        self._async_invoked = _check_range(invoked, "invoked operations count", 0, 0xFFFF)
-        self._async_performed = _check_range(performed, "performed operations count", 0, 0xFFFF)
+        self._async_invoked = _check_range(
+            invoked, "invoked operations count", 0, MAX_OPERATIONS_WINDOW
+        )
+        self._async_performed = _check_range(
+            performed, "performed operations count", 0, MAX_OPERATIONS_WINDOW
+        )
         self._async_enabled = bool(enabled)
 
     # -- presentation contexts ------------------------------------------------------

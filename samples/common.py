@@ -26,7 +26,7 @@ from identity_options import (
 )
 from tls_options import add_tls_options, apply_tls
 
-from dicomnet import DicomAssociate, DicomException, DicomNet, Timeouts
+from dicomnet import MAX_OPERATIONS_WINDOW, DicomAssociate, DicomException, DicomNet, Timeouts
 from dicomnet.scu import accepted_context_id, open_association
 
 Net = TypeVar("Net", bound=DicomNet)
@@ -115,6 +115,15 @@ def parse_ae_address(text: str) -> tuple[str, tuple[str, int]]:
     return title, (host, int(port))
 
 
+def operations_window(text: str) -> int:
+    """A ``--window`` value: 0 (no limit) to the largest count the 53H item holds."""
+    if not text.strip().isdigit() or int(text) > MAX_OPERATIONS_WINDOW:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a window of 0 (no limit) to {MAX_OPERATIONS_WINDOW} operations"
+        )
+    return int(text)
+
+
 class NotAccepted(Exception):
     """The peer accepted the association but not the context the program needs."""
 
@@ -175,7 +184,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind", default="", help="local address to listen on (default: all)")
     parser.add_argument(
         "--window",
-        type=int,
+        type=operations_window,
         default=SERVER_WINDOW,
         metavar="N",
         help="accept an asynchronous operations window (PS3.7 D.3.3.3) of up to N "

@@ -30,7 +30,14 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from common import add_common_options, fail, propose_identity, setup_logging, timeouts_from
+from common import (
+    add_common_options,
+    fail,
+    operations_window,
+    propose_identity,
+    setup_logging,
+    timeouts_from,
+)
 from tls_options import apply_tls
 from tqdm import tqdm
 
@@ -266,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.set_defaults(aet="STORESCU")
     parser.add_argument(
         "--window",
-        type=int,
+        type=operations_window,
         default=DEFAULT_WINDOW,
         metavar="N",
         help="propose an asynchronous operations window (PS3.7 D.3.3.3) of N C-STOREs "

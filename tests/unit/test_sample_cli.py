@@ -66,6 +66,24 @@ def test_move_destinations_parse(common: ModuleType) -> None:
             common.parse_ae_address(bad)
 
 
+def test_a_window_is_0_to_65535_operations(
+    common: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert [common.operations_window(text) for text in ("0", "1", "16", "65535")] == [
+        0,
+        1,
+        16,
+        65535,
+    ]
+    for bad in ("-1", "65536", "x", "", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            common.operations_window(bad)
+    storescu = sample_module(monkeypatch, "storescu")
+    with pytest.raises(SystemExit):
+        storescu.main(["--window", "-3", "127.0.0.1", "104", "file.dcm"])
+    assert "is not a window of 0 (no limit) to 65535 operations" in capsys.readouterr().err
+
+
 def test_progress_leaves_out_an_absent_remaining_count(qrcommon: ModuleType) -> None:
     assert qrcommon.format_progress(3, 2, 1, 0) == "remaining 3, completed 2, failed 1, warning 0"
     assert qrcommon.format_progress(-1, 2, 1, 0) == "completed 2, failed 1, warning 0"
