@@ -4,8 +4,10 @@ An archive reads the header of every instance it stores. ``pydicom.dcmread`` par
 the meta group into converted values and walks the data set through a general
 element generator; here the meta group is read as ``read_part10_start`` reads it, and the
 data set's elements up to the pixel data are sliced out of that same read as
-``RawDataElement``s (pydicom converts a value only when it is asked for). Sequences
-are kept whole, as bytes, for pydicom to parse on demand.
+``RawDataElement``s in a plain ``Header`` map (a pydicom Dataset, whose construction
+alone cost as much as reading the values an index needs, is built only when a value
+needs pydicom's conversion). Sequences are kept whole, as bytes, for pydicom to parse
+on demand.
 
 Only the plain encodings are read here: Implicit VR Little Endian, and Explicit VR
 Little Endian (the data set encoding of every compressed syntax). Anything else
@@ -61,7 +63,7 @@ class Header:
 
     elements: Elements
     transfer_syntax: str
-    _dataset: Dataset | None = field(default=None, repr=False)
+    _dataset: Dataset | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, dataset: Dataset) -> Header:
