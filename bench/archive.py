@@ -15,7 +15,9 @@ serving the index, DCMTK's ``findscu`` asking, one process per query; what an
 
 With ``--ingest N``, samples/storescu.py stores N images of 0.5 MB into qrscp.py (each
 instance stored and indexed) and, once, into storescp.py (no index): the rates side by
-side against the 0.8x target.
+side against the 0.8x target, with the CPU each server and the sender spent per instance
+(on a machine with few cores they compete for them; PostgreSQL's own processes are not
+counted, and the sender's figure includes its start-up).
 
 PostgreSQL: ``--postgres URL`` uses an existing (empty) database; without it, a
 throwaway cluster is started with Debian's initdb (tests/postgres_cluster.py).
@@ -32,6 +34,7 @@ import argparse
 import compileall
 import os
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -42,6 +45,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
@@ -51,7 +55,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # dicomnet from this checkout
 sys.path.insert(1, str(REPO_ROOT / "tests"))  # the throwaway PostgreSQL cluster
 
-from run import choose_temp_dir  # noqa: E402  (bench/run.py, beside this script)
+from run import choose_temp_dir, cpu_seconds_so_far  # noqa: E402  (bench/run.py, beside this script)
 
 from dicomnet.archive import ArchiveIndex, open_index  # noqa: E402
 from dicomnet.archive.records import instance_record  # noqa: E402
@@ -179,8 +183,15 @@ def through_index(index: ArchiveIndex) -> Timed:
     return run
 
 
+class Served(NamedTuple):
+    """A sample server running: its port and process id."""
+
+    port: int
+    pid: int
+
+
 @contextmanager
-def sample_serving(sample: str, *args: str) -> Iterator[int]:
+def sample_serving(sample: str, *args: str) -> Iterator[Served]:
     """``samples/<sample>.py *args PORT`` on a free loopback port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -200,13 +211,13 @@ def sample_serving(sample: str, *args: str) -> Iterator[int]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{sample}.py did not start") from None
                 time.sleep(0.05)
-        yield port
+        yield Served(port, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
-def qrscp_serving(url: str, storage: Path) -> AbstractContextManager[int]:
+def qrscp_serving(url: str, storage: Path) -> AbstractContextManager[Served]:
     """samples/qrscp.py answering from (and storing into) the index ``url``."""
     return sample_serving("qrscp", "--storage-dir", str(storage), "--database", url)
 
@@ -226,36 +237,59 @@ def make_ingest_files(directory: Path, count: int, root: str) -> Path:
     return directory
 
 
-def time_ingest(port: int, files: Path) -> float:
-    """Seconds for samples/storescu.py to store every file of ``files`` on ``port``."""
+class Ingest(NamedTuple):
+    """One ingest: instances per second, and the CPU seconds per instance of the
+    receiving server and of the sender (on a small machine the two share the cores)."""
+
+    rate: float
+    server_cpu: float
+    sender_cpu: float
+
+
+def time_ingest(server: Served, files: Path) -> Ingest:
+    """samples/storescu.py storing every file of ``files`` into ``server``."""
+    count = sum(1 for _ in files.iterdir())
+    server_before = cpu_seconds_so_far(server.pid)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, str(REPO_ROOT / "samples" / "storescu.py")]
-        + ["-aec", "ANY", "127.0.0.1", str(port), str(files)],
+        + ["-aec", "ANY", "127.0.0.1", str(server.port), str(files)],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sender = (children.ru_utime + children.ru_stime) - (
+        children_before.ru_utime + children_before.ru_stime
+    )
+    return Ingest(
+        count / elapsed, (cpu_seconds_so_far(server.pid) - server_before) / count, sender / count
+    )
 
 
-def time_ingests(url: str, work: Path, args: argparse.Namespace) -> tuple[float, float]:
-    """Median rates (instances per second) of ``args.runs`` rounds, each storescp.py then
-    qrscp.py (into the index ``url``), so that both ran under the same machine load;
-    new instances each round, every file removed after its round."""
-    plain: list[float] = []
-    indexed: list[float] = []
+def time_ingests(url: str, work: Path, args: argparse.Namespace) -> tuple[Ingest, Ingest]:
+    """Medians of ``args.runs`` rounds, each storescp.py then qrscp.py (into the index
+    ``url``), so that both ran under the same machine load; new instances each round,
+    every file removed after its round."""
+    plain: list[Ingest] = []
+    indexed: list[Ingest] = []
     for round_number in range(args.runs):
         base = work / str(round_number)
         base.mkdir(parents=True)
         files = make_ingest_files(base / "files", args.ingest, f"2.25.9{round_number}")
         (base / "plain").mkdir()
-        with sample_serving("storescp", "-od", str(base / "plain")) as port:
-            plain.append(args.ingest / time_ingest(port, files))
-        with qrscp_serving(url, base / "archive") as port:
-            indexed.append(args.ingest / time_ingest(port, files))
+        with sample_serving("storescp", "-od", str(base / "plain")) as server:
+            plain.append(time_ingest(server, files))
+        with qrscp_serving(url, base / "archive") as server:
+            indexed.append(time_ingest(server, files))
         shutil.rmtree(base)
-    return statistics.median(plain), statistics.median(indexed)
+    return _median_ingest(plain), _median_ingest(indexed)
+
+
+def _median_ingest(ingests: list[Ingest]) -> Ingest:
+    return Ingest(*(statistics.median(values) for values in zip(*ingests, strict=True)))
 
 
 def through_findscu(findscu: str, echoscu: str, port: int) -> Timed:
@@ -311,7 +345,7 @@ def main() -> int:
         "bench/run.py: the software is measured, not the disk)",
     )
     args = parser.parse_args()
-    ingest: dict[str, tuple[float, float]] = {}  # backend -> (storescp.py, qrscp.py) /s
+    ingest: dict[str, tuple[Ingest, Ingest]] = {}  # backend -> (storescp.py, qrscp.py)
     temp_root = args.tmp or choose_temp_dir(3 * args.ingest * INGEST_FILE_BYTES)
     patients = max(10, args.studies // STUDIES_PER_PATIENT)
     kinds = query_kinds(patients)
@@ -345,8 +379,8 @@ def main() -> int:
             index.close()
             findscu, echoscu = shutil.which("findscu"), shutil.which("echoscu")
             if args.qrscp and findscu and echoscu:
-                with qrscp_serving(url, work / f"store-{backend}") as port:
-                    run = through_findscu(findscu, echoscu, port)
+                with qrscp_serving(url, work / f"store-{backend}") as server:
+                    run = through_findscu(findscu, echoscu, server.port)
                     for kind, make_keys in kinds.items():
                         repeat = max(5, args.repeat // 5)
                         results[(backend, "qrscp+findscu", kind)] = time_queries(
@@ -363,15 +397,25 @@ def main() -> int:
         print(f"{backend:<11} {through:<14} {kind:<21} {numbers}  {verdict}")
     ingest_ok = True
     if ingest:
-        print(f"\ningest of {args.ingest} x 0.5 MB by storescu.py (instances per second)")
+        print(
+            f"\ningest of {args.ingest} x 0.5 MB by storescu.py (instances per second; "
+            "CPU ms per instance of the server, and of storescu.py)"
+        )
         for backend, (plain, indexed) in ingest.items():
-            ratio = indexed / plain
+            ratio = indexed.rate / plain.rate
             ingest_ok = ingest_ok and ratio >= INGEST_TARGET
             verdict = "ok" if ratio >= INGEST_TARGET else "MISSED"
-            figures = f"storescp.py {plain:4.0f}, qrscp.py {indexed:4.0f}: {ratio:.2f}x"
+            figures = (
+                f"storescp.py {plain.rate:4.0f} ({_cpu_ms(plain)}), "
+                f"qrscp.py {indexed.rate:4.0f} ({_cpu_ms(indexed)}): {ratio:.2f}x"
+            )
             print(f"  {backend:<11} {figures}  target {INGEST_TARGET}x {verdict}")
     queries_ok = all(result[0] < TARGET_MS for result in results.values())
     return 0 if queries_ok and ingest_ok else 1
+
+
+def _cpu_ms(ingest: Ingest) -> str:
+    return f"CPU {ingest.server_cpu * 1e3:.2f} + {ingest.sender_cpu * 1e3:.2f} ms"
 
 
 if __name__ == "__main__":
