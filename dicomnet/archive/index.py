@@ -39,10 +39,16 @@ _Parents = dict[str, tuple[tuple[str, ...], tuple[object, ...], int]]
 
 _SPECIFIC_CHARACTER_SET = Tag("SpecificCharacterSet")
 _INSTANCE_FILE_SQL = "SELECT file_path FROM instance WHERE sop_instance_uid = ?"
-_JOURNAL_INSERT_SQL = (
+# A journal entry, its obsolete_path the file of the instance it replaces when that lies
+# elsewhere, found in the same statement (one round trip); with _ONLY_NEW, none is added
+# for an instance already indexed.
+_JOURNAL_ADD_SQL = (
     f"INSERT INTO store_journal ({', '.join(JOURNAL_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in JOURNAL_COLUMNS)}) RETURNING pk"
+    "SELECT ?, ?, ?, COALESCE((SELECT file_path FROM instance "
+    "WHERE sop_instance_uid = ? AND file_path <> ?), ?), ?, ?, ?{only_new} "
+    "RETURNING pk, obsolete_path"
 )
+_ONLY_NEW = " WHERE NOT EXISTS (SELECT 1 FROM instance WHERE sop_instance_uid = ?)"
 _INTEGER_VRS = frozenset({"US", "UL", "SS", "SL", "SV", "UV"})
 _FLOAT_VRS = frozenset({"FL", "FD"})
 
@@ -251,27 +257,31 @@ class ArchiveIndex:
 
     def journal_add(
         self, entries: Sequence[JournalEntry], only_new: bool = False
-    ) -> list[tuple[JournalEntry | None, str | None]]:
+    ) -> list[JournalEntry | str]:
         """In one transaction, committed on return, for each of ``entries`` (stores about
-        to move their file into place): find the file of the instance it stores, and
-        record it (``obsolete_path`` the file found when it is elsewhere) unless the
-        instance is indexed and ``only_new``. For each: the entry recorded (None when
-        none was) and the file found (None when the instance is not indexed)."""
-        added: list[tuple[JournalEntry | None, str | None]] = []
+        to move their file into place): record it, ``obsolete_path`` the file of the
+        instance it stores when that is indexed elsewhere; with ``only_new`` an instance
+        already indexed is not recorded. For each: the entry recorded (with its ``pk``),
+        or the file of the indexed instance when none was."""
+        added: list[JournalEntry | str] = []
         if not entries:
             return added
+        sql = _JOURNAL_ADD_SQL.format(only_new=_ONLY_NEW if only_new else "")
         with self.backend.transaction() as session:
             for entry in entries:
-                found = session.execute(_INSTANCE_FILE_SQL, [entry.sop_instance_uid])
-                existing = str(found[0][0]) if found else None
-                if existing is not None and only_new:
-                    added.append((None, existing))
+                uid, final = entry.sop_instance_uid, entry.final_path
+                values: list[object] = [uid, final, entry.spool_path, uid, final]
+                values += [entry.obsolete_path, entry.root, entry.owner, entry.state]
+                if only_new:
+                    values.append(uid)
+                rows = session.execute(sql, values)
+                if not rows:  # indexed already, and only_new: the file it has
+                    found = session.execute(_INSTANCE_FILE_SQL, [uid])
+                    added.append(str(found[0][0]) if found else "")
                     continue
-                if existing is not None and existing != entry.final_path:
-                    entry = replace(entry, obsolete_path=existing)
-                values = [getattr(entry, name) for name in JOURNAL_COLUMNS]
-                pk = session.execute(_JOURNAL_INSERT_SQL, values)[0][0]
-                added.append((replace(entry, pk=int(pk)), existing))
+                pk, obsolete = rows[0]
+                obsolete_path = None if obsolete is None else str(obsolete)
+                added.append(replace(entry, obsolete_path=obsolete_path, pk=int(str(pk))))
         return added
 
     def journal_commit(

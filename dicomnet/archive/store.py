@@ -262,9 +262,9 @@ class Archive:
         except Exception as exc:  # the database failed (each driver has its own errors)
             return outcomes | {c.number: _index_failed(c.uid, exc) for c in ready}
         moved: list[tuple[_Checked, JournalEntry]] = []
-        for item, (entry, existing) in zip(ready, added, strict=True):
-            if entry is None:
-                outcomes[item.number] = self._duplicate(existing)
+        for item, entry in zip(ready, added, strict=True):
+            if not isinstance(entry, JournalEntry):  # a duplicate the policy keeps out
+                outcomes[item.number] = self._duplicate(entry)
                 continue
             try:
                 _make_directories(item.final.parent, self._sync)
@@ -290,13 +290,13 @@ class Archive:
             outcomes[item.number] = StoreOutcome(DicomCommandStatusType.Success, "", item.final)
         return outcomes
 
-    def _duplicate(self, existing: str | None) -> StoreOutcome:
+    def _duplicate(self, existing: str) -> StoreOutcome:
         """The outcome of a store the duplicate policy kept out."""
         if self.policy is DuplicatePolicy.KEEP_FIRST:
             return StoreOutcome(
                 DUPLICATE_KEPT,
                 "SOP Instance already stored; the copy received was discarded",
-                Path(str(existing)),
+                Path(existing),
             )
         return StoreOutcome(
             DicomCommandStatusType.DuplicateInstance,
