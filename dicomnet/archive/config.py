@@ -11,10 +11,12 @@ class IndexConfig:
     an SCP match them case-insensitively, which is what users expect: the default).
     ``busy_timeout``: seconds a SQLite writer waits for another one before failing.
     ``connect_timeout``: seconds to wait for a PostgreSQL server to answer.
-    ``durable_commits``: a commit is on disk when it returns (SQLite ``synchronous=FULL``)
-    and survives a power cut; without it (``NORMAL`` in WAL mode) a commit survives the
-    archive process being killed, and a power cut loses at most the last commits, never
-    the database. A PostgreSQL server decides this itself (``synchronous_commit``).
+    ``durable_commits``: a commit is on disk when it returns (SQLite ``synchronous=FULL``;
+    PostgreSQL the server's ``synchronous_commit``, on unless configured otherwise) and
+    survives a power cut; without it (SQLite ``NORMAL`` in WAL mode, PostgreSQL
+    ``synchronous_commit=off``) a commit survives the archive process being killed, and
+    a power cut or a crash of the database server loses at most the last commits, never
+    the database.
     ``max_connections``: the most database connections the index holds at once (the
     transactions of more threads wait for one, up to ``busy_timeout``)."""
 

@@ -54,11 +54,16 @@ class PostgresBackend:
             pass
 
     def _open(self) -> Any:
-        return psycopg.connect(
+        connection = psycopg.connect(
             self._conninfo,
             autocommit=True,  # transactions are begun explicitly
             connect_timeout=max(1, round(self._config.connect_timeout)),
         )
+        if not self._config.durable_commits:
+            # as SQLite's NORMAL: a commit returns before the server flushed its WAL; it
+            # survives the archive being killed, a crash of the server may lose the last
+            connection.execute("SET synchronous_commit = off")
+        return connection
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[_Session]:

@@ -553,3 +553,18 @@ def test_sequence_matching_needs_one_item_matching_every_item_key(
     identifier = query("SERIES", SeriesInstanceUID="3.1.3", ReferencedImageSequence=Sequence([]))
     (match,) = index.find("SERIES", identifier)
     assert len(match.ReferencedImageSequence) == 0
+
+
+def test_commits_wait_for_the_disk_only_with_durable_commits(
+    open_test_index: OpenIndex, request: pytest.FixtureRequest
+) -> None:
+    """Without ``durable_commits`` a commit does not wait for the log on disk (SQLite
+    NORMAL, PostgreSQL synchronous_commit off); with it, it does (FULL, on)."""
+    sqlite = request.node.callspec.params["open_test_index"] == "sqlite"
+    query = "PRAGMA synchronous" if sqlite else "SHOW synchronous_commit"
+    settings = []
+    for durable in (False, True):
+        index = open_test_index(IndexConfig(durable_commits=durable))
+        with index.backend.transaction(write=False) as session:
+            settings.append(str(session.execute(query)[0][0]))
+    assert settings == (["1", "2"] if sqlite else ["off", "on"])
