@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydicom import Dataset
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage
+from test_archive_store import data_set, spool
 
 from dicomnet.archive import Archive, Received, StoreOutcome, StoreQueue, open_index
 
@@ -26,18 +25,9 @@ def archive(tmp_path: Path) -> Iterator[Archive]:
 
 
 def received(directory: Path) -> Received:
-    ds = Dataset()
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = generate_uid()
-    ds.PatientID = "P1"
-    ds.StudyInstanceUID = "1.2.3"
-    ds.SeriesInstanceUID = "1.2.3.4"
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     directory.mkdir(exist_ok=True)
-    path = directory / f"{ds.SOPInstanceUID}.part"
-    ds.save_as(path, enforce_file_format=True)
-    return Received(path, CTImageStorage, ds.SOPInstanceUID)
+    ds = data_set()
+    return Received(spool(directory, ds), CTImageStorage, ds.SOPInstanceUID)
 
 
 class Answers:
