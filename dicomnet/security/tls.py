@@ -30,6 +30,7 @@ _READ_CHUNK = 256 << 10
 _WRITE_CHUNK = 128 << 10
 
 # OpenSSL reasons (of received alerts and local checks) and their LEADTOOLS codes.
+_MALFORMED_HANDSHAKE = (Code.DecodeError, "the peer sent a malformed TLS handshake message")
 _REASONS: dict[str, tuple[Code, str]] = {
     "SSLV3_ALERT_CERTIFICATE_EXPIRED": (
         Code.CertificateExpired,
@@ -84,6 +85,10 @@ _REASONS: dict[str, tuple[Code, str]] = {
         Code.UnexpectedMessage,
         "the peer received a TLS message out of order",
     ),
+    "EXCESSIVE_MESSAGE_SIZE": _MALFORMED_HANDSHAKE,
+    "LENGTH_TOO_SHORT": _MALFORMED_HANDSHAKE,
+    "LENGTH_MISMATCH": _MALFORMED_HANDSHAKE,
+    "BAD_PACKET_LENGTH": _MALFORMED_HANDSHAKE,
     "PACKET_LENGTH_TOO_LONG": (Code.RecordOverflow, "the peer sent a TLS record that is too long"),
     "ENCRYPTED_LENGTH_TOO_LONG": (
         Code.RecordOverflow,

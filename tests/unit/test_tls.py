@@ -612,12 +612,16 @@ def test_tls_into_a_plain_port(pki: Pki, engine: None) -> None:
         server.Close()
 
 
-def test_handshake_garbage(pki: Pki, engine: None) -> None:
-    _raw_server_case(
-        pki,
-        lambda raw, port: raw.sendall(b"\x16\x03\x01\x00\x05" + os.urandom(5)),
-        Code.UnexpectedMessage,
-    )
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        (b"\x63\x00\x00\x01\x00", Code.UnexpectedMessage),  # a handshake type TLS has not
+        (b"\x01\xff\xff\xff\x00", Code.DecodeError),  # a ClientHello claiming 16 MB
+        (b"\x01\x00\x00\x01\x00", Code.DecodeError),  # a ClientHello of one byte
+    ],
+)
+def test_handshake_garbage(pki: Pki, engine: None, message: bytes, code: Code) -> None:
+    _raw_server_case(pki, lambda raw, port: raw.sendall(b"\x16\x03\x01\x00\x05" + message), code)
 
 
 def _client_hello(pki: Pki) -> bytes:
