@@ -15,9 +15,10 @@ serving the index, DCMTK's ``findscu`` asking, one process per query; what an
 
 With ``--ingest N``, samples/storescu.py stores N images of 0.5 MB into qrscp.py (each
 instance stored and indexed) and, once, into storescp.py (no index): the rates side by
-side against the 0.8x target, with the CPU each server and the sender spent per instance
-(on a machine with few cores they compete for them; PostgreSQL's own processes are not
-counted, and the sender's figure includes its start-up).
+side against the 0.8x target, with the CPU each server (with its child processes:
+qrscp.py's store process) and the sender spent per instance (on a machine with few
+cores they compete for them; PostgreSQL's own processes are not counted, and the
+sender's figure includes its start-up).
 
 PostgreSQL: ``--postgres URL`` uses an existing (empty) database; without it, a
 throwaway cluster is started with Debian's initdb (tests/postgres_cluster.py).
@@ -246,10 +247,24 @@ class Ingest(NamedTuple):
     sender_cpu: float
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """The CPU of the server process ``pid`` and of its child processes (qrscp.py's
+    store process), as far as used."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[fields.rindex(")") + 2 :].split()[1]) == pid:
+            children.append(int(stat.parent.name))
+    return cpu_seconds_so_far(pid) + sum(cpu_seconds_so_far(child) for child in children)
+
+
 def time_ingest(server: Served, files: Path) -> Ingest:
     """samples/storescu.py storing every file of ``files`` into ``server``."""
     count = sum(1 for _ in files.iterdir())
-    server_before = cpu_seconds_so_far(server.pid)
+    server_before = server_cpu_seconds(server.pid)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
@@ -265,7 +280,7 @@ def time_ingest(server: Served, files: Path) -> Ingest:
         children_before.ru_utime + children_before.ru_stime
     )
     return Ingest(
-        count / elapsed, (cpu_seconds_so_far(server.pid) - server_before) / count, sender / count
+        count / elapsed, (server_cpu_seconds(server.pid) - server_before) / count, sender / count
     )
 
 

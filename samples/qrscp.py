@@ -52,13 +52,14 @@ from dicomnet import (
     read_part10_header,
 )
 from dicomnet.archive import (
-    Archive,
     ArchiveIndex,
     DuplicatePolicy,
     IndexConfig,
     Received,
     StoreOutcome,
-    StoreQueue,
+    StoreProcess,
+    StoreProcessFailed,
+    StoreSettings,
     UnreadableInstance,
     open_index,
 )
@@ -85,7 +86,8 @@ SPOOL_FOLDER = "spool"  # received data in transit, inside the storage folder (o
 
 
 def _answer(instance: str, respond: partial[None], outcome: StoreOutcome) -> None:
-    """The archive's queue thread: answer the C-STORE of ``instance``."""
+    """The loop thread, once the store process stored it: answer the C-STORE of
+    ``instance``."""
     log.info("C-STORE %s: 0x%04X %s", instance, outcome.status, outcome.comment)
     respond(outcome.status, **outcome.response_fields())
 
@@ -162,7 +164,7 @@ class ArchiveServer(QueryRetrieveServer):
     def __init__(
         self,
         args: argparse.Namespace,
-        archive: Archive,
+        stores: StoreProcess,
         index: ArchiveIndex,
         worklist: WorklistFolder | None,
     ) -> None:
@@ -178,8 +180,7 @@ class ArchiveServer(QueryRetrieveServer):
             accept_any_transfer_syntax_for=STORAGE_SOP_CLASSES,  # archived as it comes
             **server_settings(args),
         )
-        self.archive = archive
-        self.stores = StoreQueue(archive)
+        self.stores = stores
         self.worklist = worklist
 
     def Close(self) -> None:
@@ -295,21 +296,32 @@ def main(argv: list[str] | None = None) -> int:
     storage: Path = args.storage_dir.resolve()
     args.storage_dir = storage
     url = args.database or f"sqlite:///{storage / 'index.db'}"
+    config = IndexConfig(durable_commits=args.fsync)
     try:
         args.spool_dir = own_spool(storage / SPOOL_FOLDER)
-        index = open_index(url, IndexConfig(durable_commits=args.fsync))
+        index = open_index(url, config)
     except Exception as exc:  # OSError, or whatever the database driver raises
         return fail("qrscp", f"cannot open the archive ({redacted(url)}): {exc}")
-    archive = Archive(
-        storage, index, policy=DUPLICATE_POLICIES[args.duplicates], power_loss_safe=args.fsync
+    DicomNet.Startup()
+    settings = StoreSettings(
+        storage,
+        url,
+        config,
+        DUPLICATE_POLICIES[args.duplicates],
+        power_loss_safe=args.fsync,
+        log_level=logging.getLogger().getEffectiveLevel(),
     )
-    log.info("start-up: %s", archive.reconcile())
+    try:
+        stores = StoreProcess(settings)  # it reconciles the archive first
+    except (StoreProcessFailed, OSError) as exc:
+        index.close()
+        DicomNet.Shutdown()
+        return fail("qrscp", f"cannot start storing into the archive: {exc}")
+    log.info("start-up: %s", stores.report)
     if args.rescan:
         log.info("rescan: %d file(s) indexed in place", index_files_in_place(storage, index))
     worklist = WorklistFolder(args.worklist_dir) if args.worklist_dir else None
-
-    DicomNet.Startup()
-    server = ArchiveServer(args, archive, index, worklist)
+    server = ArchiveServer(args, stores, index, worklist)
     note = f", archive {storage}, index {redacted(url)}"
     if worklist is not None:
         note += f", worklist {args.worklist_dir}"

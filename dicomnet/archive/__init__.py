@@ -47,6 +47,7 @@ from ..qr.index import DEFAULT_OPTIONS, QueryOptions
 from ..qr.matching import InvalidQuery
 from .config import DEFAULT_CONFIG, IndexConfig
 from .index import ArchiveIndex, SchemaMismatch
+from .process import StoreProcess, StoreProcessFailed, StoreSettings
 from .queue import StoreQueue
 from .records import UnreadableInstance
 from .store import Archive, DuplicatePolicy, Received, ReconcileReport, StoreOutcome
@@ -65,7 +66,10 @@ __all__ = [
     "ReconcileReport",
     "SchemaMismatch",
     "StoreOutcome",
+    "StoreProcess",
+    "StoreProcessFailed",
     "StoreQueue",
+    "StoreSettings",
     "UnreadableInstance",
     "UnsupportedIndexURL",
     "open_index",
