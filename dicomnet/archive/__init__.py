@@ -36,6 +36,16 @@ what arrives meanwhile in one batch (``Archive.store_many``)::
     stores.submit(Received(held_file, sop_class, sop_instance),
                   lambda outcome: net.SendCStoreResponse(..., outcome.status))
 
+or, for a busy SCP, through a ``StoreProcess`` that stores in a process of its own (it
+reconciles the archive at start) and answers on the loop thread, so that storing does
+not hold the interpreter lock against the loop that receives (``DicomNet.Startup()``
+first; samples/qrscp.py does this)::
+
+    stores = StoreProcess(StoreSettings(root, "sqlite:///archive/index.db"))
+    stores.submit(Received(held_file, sop_class, sop_instance), answer)
+    ...
+    stores.close()                               # stores and answers what it was given
+
 Files are kept as ``<root>/<Study UID>/<Series UID>/<modality>.<SOP Instance UID>``,
 written atomically; see ``store.py`` for the duplicate policies, the statuses and the
 journal that makes a crash at any moment leave index and files in agreement.

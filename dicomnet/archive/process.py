@@ -25,7 +25,6 @@ import selectors
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -35,12 +34,10 @@ from ..enums import DicomCommandStatusType
 from ..loop import EventLoop, TimerHandle
 from .config import DEFAULT_CONFIG, IndexConfig
 from .frames import FrameReader, Logged, Ready, Request, Results, StartFailed, frame
-from .store import DuplicatePolicy, Received, ReconcileReport, StoreOutcome
+from .queue import Done, answer
+from .store import DuplicatePolicy, Received, ReconcileReport, StoreOutcome, remove_quietly
 
 log = logging.getLogger("dicomnet.archive")
-
-Done = Callable[[StoreOutcome], None]
-"""Called with a store's outcome, on the loop thread (it may ``Send*`` the answer)."""
 
 _READ_SIZE = 1 << 16
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # where ``dicomnet`` is found
@@ -119,6 +116,12 @@ class StoreProcess:
         self._worker: _Worker | None = _Worker(settings)
         self.report = self._wait_until_ready(self._worker)
         runtime.run_on_loop(self._watch)
+
+    @property
+    def pid(self) -> int | None:
+        """The store process's id; None while none runs."""
+        worker = self._worker
+        return None if worker is None else worker.process.pid
 
     # -- any thread ----------------------------------------------------------------------
 
@@ -236,7 +239,7 @@ class StoreProcess:
         if isinstance(message, Results):
             for number, outcome in message.outcomes:
                 received, done = self._waiting.pop(number)
-                _answer(received, done, outcome)
+                answer(received, done, outcome)
         elif isinstance(message, Logged):
             for line in message.lines:
                 logging.getLogger(line.logger).log(line.level, "%s", line.message)
@@ -271,8 +274,8 @@ class StoreProcess:
     def _fail_waiting(self, why: str) -> None:
         waiting, self._waiting = self._waiting, {}
         for received, done in waiting.values():
-            _remove(Path(received.spooled_file))
-            _answer(received, done, _failed(why))
+            remove_quietly(Path(received.spooled_file))
+            answer(received, done, _failed(why))
 
     def _detach(self) -> _Worker | None:
         """Stop taking stores; the store process, for ``close`` to finish with."""
@@ -287,17 +290,3 @@ class StoreProcess:
 
 def _failed(why: str) -> StoreOutcome:
     return StoreOutcome(DicomCommandStatusType.RefusedOutOfResources, why)
-
-
-def _answer(received: Received, done: Done, outcome: StoreOutcome) -> None:
-    try:
-        done(outcome)
-    except Exception:  # the association may have ended meanwhile
-        log.exception("cannot answer the store of %s", received.sop_instance)
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as exc:
-        log.warning("cannot remove %s: %s", path, exc)

@@ -23,7 +23,8 @@ from .store import Archive, Received, StoreOutcome
 log = logging.getLogger("dicomnet.archive")
 
 Done = Callable[[StoreOutcome], None]
-"""Called with a store's outcome, on the queue's thread (it may ``Send*`` the answer)."""
+"""Called with a store's outcome (it may ``Send*`` the answer): on the queue's thread, or
+on the loop thread for a ``StoreProcess``."""
 
 _STOP = None
 
@@ -76,13 +77,24 @@ class StoreQueue:
         return batch, False
 
     def _store(self, batch: list[tuple[Received, Done]]) -> None:
-        try:
-            outcomes = self.archive.store_many([received for received, _ in batch])
-        except Exception:  # whatever broke, every requestor gets an answer
-            log.exception("cannot store %d instance(s)", len(batch))
-            outcomes = [StoreOutcome(DicomCommandStatusType.ProcessingFailure)] * len(batch)
+        outcomes = store_all(self.archive, [received for received, _ in batch])
         for (received, done), outcome in zip(batch, outcomes, strict=True):
-            try:
-                done(outcome)
-            except Exception:  # the association may have ended meanwhile
-                log.exception("cannot answer the store of %s", received.sop_instance)
+            answer(received, done, outcome)
+
+
+def store_all(archive: Archive, received: list[Received]) -> list[StoreOutcome]:
+    """``archive.store_many(received)``; should it raise (a bug), every store is
+    answered Processing Failure, so that every requestor gets an answer."""
+    try:
+        return archive.store_many(received)
+    except Exception:
+        log.exception("cannot store %d instance(s)", len(received))
+        return [StoreOutcome(DicomCommandStatusType.ProcessingFailure)] * len(received)
+
+
+def answer(received: Received, done: Done, outcome: StoreOutcome) -> None:
+    """``done(outcome)``; an error it raises (the association ended meanwhile) is logged."""
+    try:
+        done(outcome)
+    except Exception:
+        log.exception("cannot answer the store of %s", received.sop_instance)

@@ -235,7 +235,7 @@ class Archive:
         for number, item in batch:
             # not in a "finally": a process dying mid-store leaves the spool file to reconcile
             if number not in stored:  # a stored one's spool file is its file now
-                _remove(Path(item.spooled_file))
+                remove_quietly(Path(item.spooled_file))
         return outcomes
 
     def _keep(self, checked: list[_Checked]) -> dict[int, StoreOutcome]:
@@ -430,7 +430,8 @@ def _index_failed(uid: str, exc: Exception) -> StoreOutcome:
     return StoreOutcome(DicomCommandStatusType.RefusedOutOfResources, "the archive index failed")
 
 
-def _remove(path: Path) -> None:
+def remove_quietly(path: Path) -> None:
+    """Delete ``path`` if it is there; a failure is only logged."""
     try:
         path.unlink(missing_ok=True)
     except OSError as exc:  # the outcome stands; a stale spool file is only litter

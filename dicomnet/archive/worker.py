@@ -18,13 +18,11 @@ import socket
 import sys
 import traceback
 
-from ..enums import DicomCommandStatusType
 from .frames import FrameReader, Logged, LogLine, Ready, Request, Results, StartFailed, frame
 from .process import StoreSettings
-from .store import Archive, StoreOutcome
+from .queue import store_all
+from .store import Archive
 from .url import open_index
-
-log = logging.getLogger("dicomnet.archive")
 
 _READ_SIZE = 1 << 16
 
@@ -113,11 +111,7 @@ def serve(link: _Link) -> None:
             batch = link.incoming[: settings.max_batch]
             del link.incoming[: settings.max_batch]
             requests = [request for request in batch if isinstance(request, Request)]
-            try:
-                outcomes = archive.store_many([request.received for request in requests])
-            except Exception:  # whatever broke, every requestor gets an answer
-                log.exception("cannot store %d instance(s)", len(requests))
-                outcomes = [StoreOutcome(DicomCommandStatusType.ProcessingFailure)] * len(requests)
+            outcomes = store_all(archive, [request.received for request in requests])
             results = Results([(r.number, o) for r, o in zip(requests, outcomes, strict=True)])
             link.send([*collector.take(), frame(results)])
     finally:
