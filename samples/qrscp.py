@@ -17,8 +17,10 @@ for every query. SOP class extended negotiation is answered: relational queries 
 combined date-time matching for C-FIND, relational retrieval for C-GET and C-MOVE.
 
 Storing, queries and file reads run off the network loop, so one slow client never
-stalls another; responses and sub-operations are sent as they are ready, and C-CANCEL
-stops a request between two of them.
+stalls another: stores in a process of their own (dicomnet.archive.StoreProcess, which
+also reconciles at start), queries and retrievals on worker threads; responses and
+sub-operations are sent as they are ready, and C-CANCEL stops a request between two of
+them.
 """
 
 from __future__ import annotations
