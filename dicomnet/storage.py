@@ -14,6 +14,7 @@ where the peer accepted an asynchronous operations window.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,6 +38,7 @@ _CONVERSION_TARGETS = (EXPLICIT_VR_LE, IMPLICIT_VR_LE)
 # -- receiving -----------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)  # a handful of classes in practice; pydicom's UID is slow
 def sop_class_abbreviation(sop_class: str) -> str:
     """A short modality-like prefix for file names ("CT", "MR", "SC", "DX"...).
 
