@@ -35,7 +35,7 @@ from ..loop import EventLoop, TimerHandle
 from .config import DEFAULT_CONFIG, IndexConfig
 from .frames import FrameReader, Logged, Ready, Request, Results, StartFailed, frame
 from .queue import Done, answer
-from .store import DuplicatePolicy, Received, ReconcileReport, StoreOutcome, remove_quietly
+from .store import DuplicatePolicy, Received, ReconcileReport, StoreOutcome, unlink_or_log
 
 log = logging.getLogger("dicomnet.archive")
 
@@ -274,7 +274,7 @@ class StoreProcess:
     def _fail_waiting(self, why: str) -> None:
         waiting, self._waiting = self._waiting, {}
         for received, done in waiting.values():
-            remove_quietly(Path(received.spooled_file))
+            unlink_or_log(Path(received.spooled_file))
             answer(received, done, _failed(why))
 
     def _detach(self) -> _Worker | None:

@@ -235,7 +235,7 @@ class Archive:
         for number, item in batch:
             # not in a "finally": a process dying mid-store leaves the spool file to reconcile
             if number not in stored:  # a stored one's spool file is its file now
-                remove_quietly(Path(item.spooled_file))
+                unlink_or_log(Path(item.spooled_file))
         return outcomes
 
     def _keep(self, checked: list[_Checked]) -> dict[int, StoreOutcome]:
@@ -430,7 +430,7 @@ def _index_failed(uid: str, exc: Exception) -> StoreOutcome:
     return StoreOutcome(DicomCommandStatusType.RefusedOutOfResources, "the archive index failed")
 
 
-def remove_quietly(path: Path) -> None:
+def unlink_or_log(path: Path) -> None:
     """Delete ``path`` if it is there; a failure is only logged."""
     try:
         path.unlink(missing_ok=True)
