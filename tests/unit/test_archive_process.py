@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from polling import wait_until
 from pydicom.uid import CTImageStorage
 from test_archive_store import data_set, spool
 
-from dicomnet import DicomCommandStatusType, DicomNet
+from dicomnet import CANNOT_UNDERSTAND, DicomCommandStatusType, DicomNet
 from dicomnet.archive import (
     Received,
     StoreOutcome,
@@ -30,6 +31,7 @@ from dicomnet.archive import (
     open_index,
 )
 from dicomnet.archive.index import JournalEntry
+from dicomnet.loop import VirtualClock
 
 WAIT = 30.0
 SUCCESS = DicomCommandStatusType.Success
@@ -232,3 +234,64 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"  # a zombie has ended, its parent gone before reaping it
+
+
+def test_stores_wait_in_the_archive_while_the_store_process_takes_no_more(
+    stores: StoreProcess, tmp_path: Path
+) -> None:
+    pid = stores.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # its socket fills up: the rest waits on the archive's side
+    answers = Answers()
+    count = 4000  # about 1 MB of requests, several times what a socket pair buffers
+    try:
+        for number in range(count):
+            missing = tmp_path / f"never-spooled-{number}.part"
+            stores.submit(
+                Received(missing, CTImageStorage, f"1.2.3.{number}"), answers.done_for(str(number))
+            )
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    outcomes = answers.wait_for(count)
+    assert {outcome.status for outcome in outcomes.values()} == {CANNOT_UNDERSTAND}
+    assert stores.pid == pid  # nothing was lost on the way: the same process answered all
+
+
+def pump_until(check: Callable[[], bool], what: str) -> None:
+    """Run the manually pumped loop until ``check()`` holds (events from the store
+    process arrive on its socket)."""
+    deadline = time.monotonic() + WAIT
+    while not check():
+        assert time.monotonic() < deadline, f"no {what}"
+        DicomNet.pump(0.05)
+
+
+def test_a_store_process_dying_at_start_is_retried_after_the_restart_delay(
+    settings: StoreSettings, tmp_path: Path
+) -> None:
+    clock = VirtualClock(jump=False)
+    DicomNet.Startup(threaded=False, clock=clock)
+    try:
+        stores = StoreProcess(settings, restart_delay=5.0)
+        first = stores.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        pump_until(lambda: stores.pid not in (None, first), "replacement")  # at once: it had run
+        second = stores.pid
+        assert second is not None
+        os.kill(second, signal.SIGKILL)  # before it is ready
+        pump_until(lambda: stores.pid is None, "notice of the failed start")
+        answers = Answers()
+        down = submit(stores, tmp_path / "spool", answers)
+        assert answers.outcomes[down].status == OUT_OF_RESOURCES  # none runs: answered at once
+        assert "down" in answers.outcomes[down].comment
+        DicomNet.pump(0)
+        assert stores.pid is None  # the delay has not passed
+        clock.advance(5.0)
+        pump_until(lambda: stores.pid is not None, "retry after the delay")
+        stored = submit(stores, tmp_path / "spool", answers)
+        pump_until(lambda: stored in answers.outcomes, "answer")
+        assert answers.outcomes[stored].status == SUCCESS
+        stores.close()
+    finally:
+        DicomNet.Shutdown()
