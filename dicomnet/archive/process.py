@@ -157,9 +157,8 @@ class StoreProcess:
             while not worker.ready:
                 data = worker.sock.recv(_READ_SIZE)
                 if not data:
-                    raise StoreProcessFailed(
-                        f"the store process ended at start (exit status {worker.process.wait()})"
-                    )
+                    ended = _exit(worker.process.wait())
+                    raise StoreProcessFailed(f"the store process ended at start ({ended})")
                 worker.reader.feed(data)
                 for message in worker.reader.messages():
                     if isinstance(message, StartFailed):
@@ -223,8 +222,7 @@ class StoreProcess:
                 raise
             data = b""
         if not data:
-            status = worker.process.poll()
-            self._worker_lost(worker, f"the store process ended (exit status {status})")
+            self._worker_lost(worker, "the store process ended")
             return
         worker.reader.feed(data)
         for message in worker.reader.messages():
@@ -249,9 +247,9 @@ class StoreProcess:
 
     def _worker_lost(self, worker: _Worker, why: str) -> None:
         """The store process died: answer what it held, start another."""
-        log.error("%s; its stores are answered A700", why)
         self._loop.unregister(worker.sock)
         worker.stop()
+        log.error("%s (%s); its stores are answered A700", why, _exit(worker.process.returncode))
         self._worker = None
         self._fail_waiting("the archive's store process ended before storing it")
         if not worker.ready:  # it died starting: wait before the next try
@@ -290,3 +288,9 @@ class StoreProcess:
 
 def _failed(why: str) -> StoreOutcome:
     return StoreOutcome(DicomCommandStatusType.RefusedOutOfResources, why)
+
+
+def _exit(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"

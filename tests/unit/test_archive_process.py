@@ -144,15 +144,17 @@ def test_the_store_process_log_lines_reach_the_archive_log(
 
 
 def test_a_store_process_that_dies_has_its_stores_answered_a700_and_is_replaced(
-    stores: StoreProcess, tmp_path: Path
+    stores: StoreProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     first = stores.pid
     assert first is not None
     os.kill(first, signal.SIGSTOP)  # it takes nothing more until it is killed
     answers = Answers()
     held = [submit(stores, tmp_path / "held", answers) for _ in range(3)]
-    os.kill(first, signal.SIGKILL)
-    outcomes = answers.wait_for(3)
+    with caplog.at_level(logging.ERROR, logger="dicomnet.archive"):
+        os.kill(first, signal.SIGKILL)
+        outcomes = answers.wait_for(3)
+    assert any("killed by signal 9" in r.getMessage() for r in caplog.records)
     for uid in held:
         assert outcomes[uid].status == OUT_OF_RESOURCES
         assert "store process ended" in outcomes[uid].comment
