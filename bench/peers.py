@@ -98,8 +98,9 @@ def dicomnet_scp(out_dir: str, port: int, pdu: int, tls: TlsFiles | None = None)
             move_message_id: int,
             data_set: Dataset | None,
         ) -> None:
-            assert self.received_file is not None  # parse_received_data is False
-            os.replace(self.received_file, os.path.join(out_dir, f"{instance}.dcm"))
+            received = self.take_received_file()  # moved here: not deleted after the callback
+            assert received is not None  # parse_received_data is False
+            os.replace(received, os.path.join(out_dir, f"{instance}.dcm"))
             self.SendCStoreResponse(presentation_id, message_id, affected_class, instance, success)
 
         def OnReceiveCEchoRequest(
