@@ -189,9 +189,13 @@ class StoreProcess:
             return
         number = next(self._numbers)
         self._waiting[number] = (received, done)
-        blocked = bool(worker.unsent)
+        queued = bool(worker.unsent)
         worker.unsent += frame(Request(number, received))
-        if not blocked:
+        if not queued:  # written once this loop turn ends: the turn's stores in one send
+            self._loop.call_soon(partial(self._write_if_current, worker))
+
+    def _write_if_current(self, worker: _Worker) -> None:
+        if self._worker is worker:  # not lost or detached meanwhile
             self._write(worker)
 
     def _write(self, worker: _Worker) -> None:
