@@ -70,19 +70,25 @@ def read_part10_start(path: str | os.PathLike[str], data_bytes: int) -> tuple[Pa
     set (fewer when the file ends first): one read when the meta group is of ordinary
     size."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    # plain descriptor reads: a buffered file object costs more than the read (per file sent
+    # or stored)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
         wanted = _FIRST_READ + data_bytes
-        head = f.read(wanted)
+        head = _read_at(fd, 0, wanted)
         try:
             values, offset = _parse_meta(head, path, final=len(head) < wanted)
         except _NeedMore:
-            head += f.read(_PREAMBLE_LENGTH + 4 + _META_LIMIT - len(head))
+            head += _read_at(fd, len(head), _PREAMBLE_LENGTH + 4 + _META_LIMIT - len(head))
             values, offset = _parse_meta(head, path, final=True)
         data = head[offset : offset + data_bytes]
         if len(data) < data_bytes and offset + len(data) < size:  # a long meta group
-            f.seek(offset)
-            data = f.read(data_bytes)
+            data = _read_at(fd, offset, data_bytes)
+    except OSError as exc:  # a read error (a directory, EIO) names no file: say which
+        raise type(exc)(exc.errno, exc.strerror, path) from exc
+    finally:
+        os.close(fd)
     missing = [
         name
         for element, name in (
@@ -96,6 +102,19 @@ def read_part10_start(path: str | os.PathLike[str], data_bytes: int) -> tuple[Pa
         raise DIMSEError(f"{path}: file meta information lacks {', '.join(missing)}")
     part10 = Part10File(path, values[0x0002], values[0x0003], values[0x0010], offset, size - offset)
     return part10, data
+
+
+def _read_at(fd: int, offset: int, count: int) -> bytes:
+    """``count`` bytes from ``offset`` of the file ``fd``, fewer only at its end."""
+    parts: list[bytes] = []
+    while count > 0:
+        part = os.pread(fd, count, offset)
+        if not part:
+            break
+        parts.append(part)
+        offset += len(part)
+        count -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class _NeedMore(Exception):

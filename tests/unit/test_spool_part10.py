@@ -42,7 +42,12 @@ from pydicom.uid import (
 from dicomnet.dimse import spool
 from dicomnet.dimse.commands import decode_command_set
 from dicomnet.dimse.fragment import DataSource, FileSource
-from dicomnet.dimse.part10 import Part10File, part10_source, read_part10_header
+from dicomnet.dimse.part10 import (
+    Part10File,
+    part10_source,
+    read_part10_header,
+    read_part10_start,
+)
 from dicomnet.dimse.spool import SpooledFile, SpoolSink
 from dicomnet.errors import DIMSEError
 from dicomnet.pdu import split_pdvs
@@ -382,6 +387,9 @@ def test_header_of_a_file_whose_meta_outgrows_the_first_read(tmp_path: Path) -> 
     assert header.sop_instance_uid == image.SOPInstanceUID
     assert header.data_offset == 128 + 4 + 12 + meta.FileMetaInformationGroupLength
     assert header.data_offset > 20000
+    # the data set's start is read after the meta group, from where it begins
+    data_set = read_part10_start(path, 64)[1]
+    assert data_set == path.read_bytes()[header.data_offset : header.data_offset + 64]
 
 
 def test_header_of_a_file_without_group_length(tmp_path: Path) -> None:
@@ -564,3 +572,12 @@ def test_a_header_naming_a_shortened_file_is_a_dimse_error(tmp_path: Path) -> No
     )
     with pytest.raises(DIMSEError):
         part10_source(stale, ExplicitVRLittleEndian)
+
+
+def test_a_header_read_that_fails_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError) as directory:
+        read_part10_header(tmp_path)  # opens, then fails to read
+    assert directory.value.filename == str(tmp_path)
+    with pytest.raises(FileNotFoundError) as missing:
+        read_part10_header(tmp_path / "gone.dcm")
+    assert missing.value.filename == str(tmp_path / "gone.dcm")
