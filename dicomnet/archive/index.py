@@ -39,6 +39,7 @@ _Parents = dict[str, tuple[tuple[str, ...], tuple[object, ...], int]]
 
 _SPECIFIC_CHARACTER_SET = Tag("SpecificCharacterSet")
 _INSTANCE_FILE_SQL = "SELECT file_path FROM instance WHERE sop_instance_uid = ?"
+_BEFORE_SQL = "SELECT file_path, series_pk FROM instance WHERE sop_instance_uid = ?"
 # A journal entry, its obsolete_path the file of the instance it replaces when that lies
 # elsewhere, found in the same statement (one round trip); with _ONLY_NEW, none is added
 # for an instance already indexed.
@@ -193,10 +194,10 @@ class ArchiveIndex:
         instance it replaces when that was somewhere else (now unreferenced), else None.
         ``parents``: see ``_writing`` (none: every row is written)."""
         parents = {} if parents is None else parents
-        before = session.execute(
-            "SELECT file_path, series_pk FROM instance WHERE sop_instance_uid = ?",
-            [record.sop_instance_uid],
-        )
+        uid = record.sop_instance_uid
+        # the instance row it replaces: with the upsert when one statement can see it
+        together = self.backend.dialect.upsert_sees_prior_rows
+        before = [] if together else session.execute(_BEFORE_SQL, [uid])
         pks: list[int] = []
         for table in TABLES:
             row = dict(record.rows[table.name])
@@ -209,6 +210,11 @@ class ArchiveIndex:
                 pks.append(last[2])
                 continue
             upsert = _upsert_sql(table.name, columns)
+            if together and table is TABLES[-1]:
+                ((pk, *prior),) = session.execute(_with_prior_row(upsert), [uid, *values])
+                before = [tuple(prior)] if prior[0] is not None else []
+                pks.append(int(pk))
+                continue
             pks.append(int(session.execute(upsert, values)[0][0]))
             if table is not TABLES[-1]:
                 parents[table.name] = (columns, values, pks[-1])
@@ -364,6 +370,16 @@ def _upsert_sql(name: str, columns: tuple[str, ...]) -> str:
     return (
         f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}) "
         f"ON CONFLICT ({unique}) DO UPDATE SET {updates} RETURNING pk"
+    )
+
+
+def _with_prior_row(upsert: str) -> str:
+    """The instance ``upsert`` returning, after its pk, the file and series of the row it
+    replaced (NULLs when new): a statement's own changes are invisible to its scans."""
+    prior = f"({_BEFORE_SQL})"
+    return (
+        f"WITH prior AS {prior} {upsert}, "
+        "(SELECT file_path FROM prior), (SELECT series_pk FROM prior)"
     )
 
 
