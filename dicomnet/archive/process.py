@@ -83,6 +83,7 @@ class _Worker:
         self.reader = FrameReader()
         self.unsent = bytearray(frame(settings))
         self.ready = False
+        self.report: ReconcileReport | None = None  # what its reconcile did, once ready
 
     def stop(self) -> None:
         """Close our end (the process stores what it has, then exits) and reap it."""
@@ -139,10 +140,8 @@ class StoreProcess:
             worker.sock.sendall(worker.unsent)
             worker.sock.shutdown(socket.SHUT_WR)
             while data := worker.sock.recv(_READ_SIZE):
-                worker.reader.feed(data)
-                for message in worker.reader.messages():
-                    self._handle(worker, message)
-        except OSError as exc:
+                self._take(worker, data)
+        except (OSError, StoreProcessFailed) as exc:
             log.error("the store process failed while closing: %s", exc)
         worker.stop()
         self._fail_waiting("the archive's store process ended before storing it")
@@ -159,18 +158,12 @@ class StoreProcess:
                 if not data:
                     ended = _exit(worker.process.wait())
                     raise StoreProcessFailed(f"the store process ended at start ({ended})")
-                worker.reader.feed(data)
-                for message in worker.reader.messages():
-                    if isinstance(message, StartFailed):
-                        raise StoreProcessFailed(f"cannot open the index: {message.reason}")
-                    if isinstance(message, Ready):
-                        worker.ready = True
-                        return message.report
-                    self._handle(worker, message)
+                self._take(worker, data)
         except BaseException:
             worker.stop()
             raise
-        raise AssertionError("unreachable")  # the loop returns or raises
+        assert worker.report is not None  # it came with Ready
+        return worker.report
 
     # -- the loop thread -----------------------------------------------------------------
 
@@ -228,26 +221,31 @@ class StoreProcess:
         if not data:
             self._worker_lost(worker, "the store process ended")
             return
+        was_ready = worker.ready
+        try:
+            self._take(worker, data)
+        except StoreProcessFailed as exc:
+            self._worker_lost(worker, f"the store process failed: {exc}")
+            return
+        if worker.ready and not was_ready:
+            log.info("store process restarted: %s", worker.report)
+
+    def _take(self, worker: _Worker, data: bytes) -> None:
+        """Act on what the store process sent; raises ``StoreProcessFailed`` when it
+        could not start."""
         worker.reader.feed(data)
         for message in worker.reader.messages():
-            if isinstance(message, StartFailed):
-                self._worker_lost(
-                    worker, f"the store process cannot open the index: {message.reason}"
-                )
-                return
-            self._handle(worker, message)
-
-    def _handle(self, worker: _Worker, message: object) -> None:
-        if isinstance(message, Results):
-            for number, outcome in message.outcomes:
-                received, done = self._waiting.pop(number)
-                answer(received, done, outcome)
-        elif isinstance(message, Logged):
-            for line in message.lines:
-                logging.getLogger(line.logger).log(line.level, "%s", line.message)
-        elif isinstance(message, Ready):
-            worker.ready = True
-            log.info("store process restarted: %s", message.report)
+            if isinstance(message, Results):
+                for number, outcome in message.outcomes:
+                    received, done = self._waiting.pop(number)
+                    answer(received, done, outcome)
+            elif isinstance(message, Logged):
+                for line in message.lines:
+                    logging.getLogger(line.logger).log(line.level, "%s", line.message)
+            elif isinstance(message, Ready):
+                worker.ready, worker.report = True, message.report
+            elif isinstance(message, StartFailed):
+                raise StoreProcessFailed(f"cannot open the index: {message.reason}")
 
     def _worker_lost(self, worker: _Worker, why: str) -> None:
         """The store process died: answer what it held, start another."""
@@ -257,9 +255,12 @@ class StoreProcess:
         self._worker = None
         self._fail_waiting("the archive's store process ended before storing it")
         if not worker.ready:  # it died starting: wait before the next try
-            self._restart = self._loop.call_at(self._loop.time() + self.restart_delay, self._start)
+            self._start_later()
         else:
             self._start()
+
+    def _start_later(self) -> None:
+        self._restart = self._loop.call_at(self._loop.time() + self.restart_delay, self._start)
 
     def _start(self) -> None:
         self._restart = None
@@ -269,7 +270,7 @@ class StoreProcess:
             self._worker = _Worker(self.settings)
         except OSError as exc:
             log.error("cannot start a store process: %s", exc)
-            self._restart = self._loop.call_at(self._loop.time() + self.restart_delay, self._start)
+            self._start_later()
             return
         self._watch()
 

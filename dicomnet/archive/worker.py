@@ -59,9 +59,8 @@ class _Link:
     def receive(self, wait: bool) -> bool:
         """Read what has arrived (with ``wait``, block until something does); whether
         anything did. At the end of the stream ``open`` turns False."""
-        self.sock.setblocking(wait)
-        try:
-            data = self.sock.recv(_READ_SIZE)
+        try:  # not waiting is a flag of this read, not a mode switch (two fcntl calls)
+            data = self.sock.recv(_READ_SIZE, 0 if wait else socket.MSG_DONTWAIT)
         except BlockingIOError:
             return False
         except ConnectionResetError:
@@ -76,7 +75,6 @@ class _Link:
     def send(self, frames: list[bytes]) -> None:
         if self.gone:
             return
-        self.sock.setblocking(True)
         try:
             self.sock.sendall(b"".join(frames))
         except (BrokenPipeError, ConnectionResetError):
