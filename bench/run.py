@@ -403,7 +403,17 @@ def run_pair(setup: Setup, pair: tuple[str, str], workload: Workload) -> Measure
         error = f"sender exit {code}: {log[-1] if log else 'no output'}"
     elif received != expected:
         error = f"received {received} of {expected} files"
+    if error:
+        error += f" (logs in {keep_logs(work_dir, pair, workload)})"
     return Measurement(wall, scu_cpu, scp_cpu, scp_rss, received, error)
+
+
+def keep_logs(work_dir: Path, pair: tuple[str, str], workload: Workload) -> Path:
+    """Copy a failed transfer's logs out of ``work_dir`` (emptied by the next transfer)."""
+    kept = Path(tempfile.mkdtemp(prefix=f"failed-{workload.key}-{'-'.join(pair)}-"))
+    for name in ("sender.log", "receiver.log"):
+        shutil.copy2(work_dir / name, kept / name)
+    return kept
 
 
 def summarize(workload: Workload, runs: Sequence[Measurement]) -> Summary:
