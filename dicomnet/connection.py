@@ -306,7 +306,9 @@ class Connection:
                     break
                 self._rstart = end
                 if hot:
-                    self._receive_pdvs(whole[start + PDU_HEADER.size : end], now)
+                    body = whole[start + PDU_HEADER.size : end]
+                    if not self._assembler.continue_data(body):
+                        self._receive_pdvs(body, now)
                 else:
                     self._handle_pdu(pdu_type, whole[start:end], now)
                 # The idle limit counts whole PDUs: a peer dripping bytes does not keep it.

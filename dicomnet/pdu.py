@@ -181,8 +181,8 @@ PDU = AssociateRQ | AssociateAC | AssociateRJ | PDataTF | ReleaseRQ | ReleaseRP 
 
 PDU_HEADER = struct.Struct(">BxL")  # type, reserved, length
 _PDATA_ONE_PDV_HEADER = struct.Struct(">BxLLBB")  # PDU header + one PDV item header
-_PDV_HEADER = struct.Struct(">LBB")  # item length, context id, control header
-PDV_OVERHEAD = _PDV_HEADER.size  # 6 bytes of a PDV item counted in the PDU length
+PDV_HEADER = struct.Struct(">LBB")  # item length, context id, control header
+PDV_OVERHEAD = PDV_HEADER.size  # 6 bytes of a PDV item counted in the PDU length
 
 CONTROL_COMMAND = 0x01
 CONTROL_LAST = 0x02
@@ -212,7 +212,7 @@ def split_pdvs(body: memoryview) -> list[tuple[int, int, memoryview]]:
     while offset < end:
         if end - offset < PDV_OVERHEAD:
             raise PDUError(f"truncated PDV item header at offset {offset} of P-DATA-TF")
-        item_length, context_id, control = _PDV_HEADER.unpack_from(body, offset)
+        item_length, context_id, control = PDV_HEADER.unpack_from(body, offset)
         if item_length < 2 or item_length > end - offset - 4:
             raise PDUError(
                 f"PDV item length {item_length} at offset {offset} does not fit the "
@@ -466,7 +466,7 @@ def _encode_pdata(pdu: PDataTF) -> bytes:
         if not len(pdv.data):
             raise _bad_value(f"empty PDV fragment for presentation context {pdv.context_id}")
         control = (CONTROL_COMMAND if pdv.is_command else 0) | (CONTROL_LAST if pdv.is_last else 0)
-        parts.append(_PDV_HEADER.pack(len(pdv.data) + 2, pdv.context_id, control))
+        parts.append(PDV_HEADER.pack(len(pdv.data) + 2, pdv.context_id, control))
         parts.append(pdv.data)
     return b"".join(parts)
 

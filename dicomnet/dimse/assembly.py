@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
 from ..errors import DIMSEError
-from ..pdu import CONTROL_COMMAND, CONTROL_LAST
+from ..pdu import CONTROL_COMMAND, CONTROL_LAST, PDV_HEADER, PDV_OVERHEAD
 from .commands import NO_DATA_SET, decode_command_set
 
 logger = logging.getLogger("dicomnet.dimse")
@@ -193,6 +193,25 @@ class MessageAssembler:
         if control & CONTROL_COMMAND:
             return self._feed_command(context_id, fragment, is_last)
         return self._feed_data(fragment, is_last)
+
+    def continue_data(self, body: memoryview) -> bool:
+        """Take a P-DATA-TF body (after the PDU header) at once when it is the common
+        case of a large data set: one even-length PDV continuing, not ending, the data set
+        in progress on its context. False, having taken nothing, for anything else: it
+        then goes PDV by PDV through ``feed``, which checks everything."""
+        sink = self._sink
+        if sink is None or len(body) < PDV_OVERHEAD:
+            return False
+        item_length, context_id, control = PDV_HEADER.unpack_from(body)
+        if control or item_length & 1 or item_length != len(body) - 4:
+            return False
+        if context_id != self._context_id:
+            return False
+        try:
+            sink.write(body[PDV_OVERHEAD:])
+        except (DIMSEError, OSError) as exc:
+            self._sink_failed(exc)
+        return True
 
     def flush(self) -> None:
         """Let the current sink write out fragments it holds as views of the receive

@@ -258,6 +258,26 @@ def test_lazy_reading_of_the_data_source() -> None:
     assert source.pulled == 1
 
 
+def test_continuing_data_is_taken_whole_and_everything_else_declined() -> None:
+    assembler = MessageAssembler()
+    assert not assembler.continue_data(memoryview(pdv(1, 0x00, b"ab")))  # no message yet
+    assembler.feed(1, 0x03, memoryview(STORE_RQ))
+    declined = [
+        pdv(1, 0x02, b"ab"),  # the last fragment: the message must be finished
+        pdv(1, 0x01, b"ab"),  # a command fragment: an error only feed explains
+        pdv(3, 0x00, b"ab"),  # another context: interleaving, an error
+        pdv(1, 0x00, b"abc"),  # odd length: logged by feed
+        pdv(1, 0x00, b"ab") + pdv(1, 0x00, b"cd"),  # several PDVs
+        pdv(1, 0x00, b"ab")[:5],  # shorter than a PDV header
+    ]
+    for body in declined:
+        assert not assembler.continue_data(memoryview(body))
+    assert assembler.continue_data(memoryview(pdv(1, 0x00, b"ab")))
+    assert assembler.continue_data(memoryview(pdv(1, 0x00, b"")))
+    message = assembler.feed(1, 0x02, memoryview(b"cd"))
+    assert message is not None and message.data == b"abcd"
+
+
 # -- tolerance ---------------------------------------------------------------------------
 
 
